@@ -1,0 +1,96 @@
+"""Public entry points: solve() and the torchdiffeq-style odeint()."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .integrate import Solution, integrate
+from .methods import get_method
+from .problem import Problem
+
+_NORMS = ("rms", "rows")
+
+
+def _check_times(t) -> list[float]:
+    if isinstance(t, Tensor):
+        if t.dim() != 1:
+            raise ValueError(f"t must be a 1-D tensor of output times, got shape {tuple(t.shape)}")
+        ts = [float(v) for v in t.detach().cpu().double().tolist()]
+    else:
+        ts = [float(v) for v in t]
+    if not ts:
+        raise ValueError("t is empty: pass at least the initial time, e.g. t=[0.0, 1.0]")
+    if not all(math.isfinite(v) for v in ts):
+        raise ValueError("t contains NaN or inf: pass finite output times")
+    if len(ts) > 1:
+        steps = [b - a for a, b in zip(ts, ts[1:])]
+        if not (all(s > 0 for s in steps) or all(s < 0 for s in steps)):
+            raise ValueError("t must be strictly increasing or strictly decreasing")
+    return ts
+
+
+def _check_inputs(method, y0, rtol, atol, dt, adaptive, norm, max_steps):
+    if not isinstance(y0, Tensor) or not y0.is_floating_point():
+        raise ValueError("y0 must be a floating-point torch.Tensor (float32 or float64)")
+    if method.stiff and y0.dim() not in (1, 2):
+        raise ValueError(f"{method.name} needs y0 of shape (n,) or (B, n), got {tuple(y0.shape)}")
+    if not (rtol >= 0 and atol >= 0 and rtol + atol > 0):
+        raise ValueError(f"tolerances must be non-negative and not both zero, got rtol={rtol}, atol={atol}")
+    if dt is not None and not (math.isfinite(dt) and dt != 0):
+        raise ValueError(f"dt must be a finite nonzero step size, got {dt}")
+    if dt is None and not (adaptive and method.adaptive):
+        why = "is a fixed-step solver" if not method.adaptive else "with adaptive=False needs a step"
+        raise ValueError(f"{method.name} {why}: pass dt=..., or use an adaptive solver such as Tsit5")
+    if norm not in _NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be positive, got {max_steps}")
+
+
+def solve(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, solver: str = "Tsit5",
+          rtol: float = 1e-6, atol: float = 1e-8, dt: Optional[float] = None, adaptive: bool = True,
+          max_steps: int = 100_000, jac: Optional[Callable] = None, norm: str = "rms") -> Solution:
+    """Solve ``dy/dt = f(t, y)`` and return the states at the output times ``t``.
+
+    Args:
+        f: vector field ``f(t, y) -> dy/dt``; t arrives as a 0-d tensor of y's dtype and device.
+        y0: initial state, ``(n,)`` for one system or ``(B, n)`` for B independent systems
+            sharing f (explicit solvers accept any shape).
+        t: 1-D output times, strictly increasing or decreasing; ``t[0]`` is the initial time.
+        solver: a name in ``SOLVERS`` (case-insensitive; "dopri5" is DP5).
+        rtol, atol: relative and absolute tolerances of the scaled RMS error norm.
+        dt: adaptive: the first step (warm start); fixed-step (``adaptive=False`` or a
+            solver without an error estimate): the step size.
+        adaptive: use error control; False takes fixed steps of size dt.
+        max_steps: bound on attempted steps.
+        jac: optional analytic Jacobian ``jac(t, y) -> (n, n)`` or ``(B, n, n)`` (stiff solvers).
+        norm: ``"rms"`` over all elements, or ``"rows"``: every batch row meets the tolerance.
+
+    Returns:
+        :class:`~pyjlode.ode.integrate.Solution` with ``.ts``, ``.ys``, ``.stats`` and dense output.
+
+    Raises:
+        ValueError: bad input (one line naming the problem and the fix).
+        SolverError: the integration failed (see ``pyjlode.ode.errors``).
+    """
+    method = get_method(solver)
+    ts = _check_times(t)
+    _check_inputs(method, y0, rtol, atol, dt, adaptive, norm, max_steps)
+    problem = Problem(f, jac=jac, rtol=float(rtol), atol=float(atol))
+    return integrate(problem, method, y0, ts, dt0=dt, adaptive=adaptive, max_steps=max_steps, norm=norm)
+
+
+def odeint(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, method: Optional[str] = None,
+           **kwargs) -> Tensor:
+    """Like :func:`solve` but returns only ``ys`` (``len(t), *y0.shape``): a torchdiffeq drop-in.
+
+    ``method=`` is accepted as torchdiffeq's spelling of ``solver=``.
+    """
+    if method is not None:
+        if "solver" in kwargs:
+            raise ValueError("pass either solver= or method=, not both")
+        kwargs["solver"] = method
+    return solve(f, y0, t, **kwargs).ys
