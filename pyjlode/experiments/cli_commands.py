@@ -1,0 +1,181 @@
+"""The `pyjlode compare` and `pyjlode analyze` commands: :func:`make_commands` builds the click.Command
+objects that pyjlode/cli.py registers with ``cli.add_command``.
+
+`compare` takes every option of `train` (the same Option definitions, from ``pyjlode.cli.train_options``)
+except the per-run ones it owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the
+comparison folder, and ``--resume`` is implicit (finished runs are reused).
+
+The commands are built on demand, not at import: cli.py imports this module at its end, and this module
+needs cli.py's ``train_options``, so neither import order may require the other module to be complete.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+_OWN = {"model", "seed", "out", "resume", "dry_run"}   # train options compare replaces or drops
+
+
+def _train_params() -> list[click.Parameter]:
+    """Fresh copies of `train`'s options, in its help order, minus the ones compare owns."""
+    from ..cli import train_options
+
+    probe = train_options(lambda: None)
+    return [p for p in reversed(probe.__click_params__) if p.name not in _OWN]
+
+
+def _csv_list(text: str, what: str) -> list[str]:
+    items = [s.strip() for s in (text or "").split(",") if s.strip()]
+    if not items:
+        raise ValueError(f"{what} is empty; give a comma-separated list")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"1,2,3" -> [1, 2, 3]; a one-line ValueError otherwise."""
+    try:
+        return [int(s) for s in _csv_list(text, "--seeds")]
+    except ValueError as exc:
+        if "empty" in str(exc):
+            raise
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3 (got {text!r})") from None
+
+
+def parse_models(text: str) -> list[str]:
+    """"rnn,gru" -> ["rnn", "gru"], checked against the model names of `train`."""
+    from ..cli import MODELS
+
+    models = [m.lower() for m in _csv_list(text, "--models")]
+    bad = [m for m in models if m not in MODELS]
+    if bad:
+        raise ValueError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(MODELS)}")
+    return list(dict.fromkeys(models))
+
+
+def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, gen_len, temperature, top_k,
+             eval_split, **train_opts) -> None:
+    """Train each model under the same budget and data, evaluate each, write tables and plots to --out."""
+    from .compare import compare, parse_variants
+
+    if train_opts.get("max_vocab") == 0:
+        train_opts["max_vocab"] = None
+    result = compare(parse_models(models), train_opts, seeds=parse_seeds(seeds), match_params=match_params,
+                     variants=parse_variants(variants), out_dir=out,
+                     evaluate_options=dict(split=eval_split, prompts=prompts, prompt_len=prompt_len,
+                                           gen_len=gen_len, temperature=temperature, top_k=top_k or None,
+                                           device=train_opts.get("device") or "auto"),
+                     log=click.echo)
+    from .tables import markdown_table
+
+    click.echo(markdown_table(result["aggregated"]))
+    click.echo("wrote " + ", ".join(result["files"].values()))
+    failed = [r for r in result["runs"] if r.get("status") != "ok"]
+    if failed:
+        click.echo(f"{len(failed)} of {len(result['runs'])} runs failed (marked in results.md)", err=True)
+        sys.exit(1)
+
+
+def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs, pair_batches, batch_size,
+             sigmas, robust_tokens, seed, device) -> None:
+    """Jacobian spectrum, solver work per pair, and robustness to embedding noise of a GRU-ODE."""
+    from .analyze import analyze
+    from .compare import parse_variants
+
+    try:
+        sigma_list = [float(s) for s in _csv_list(sigmas, "--sigmas")]
+    except ValueError:
+        raise ValueError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
+    if any(s < 0 for s in sigma_list):
+        raise ValueError("--sigmas must be non-negative")
+    result = analyze(list(checkpoint), baselines=list(baseline), out_dir=out, split=split, corpus=corpus,
+                     max_tokens=max_tokens, every=every, pairs=parse_variants(pairs),
+                     pair_batches=pair_batches, batch_size=batch_size, sigmas=sigma_list,
+                     robust_tokens=robust_tokens, seed=seed, device=device, log=click.echo)
+    with open(result["files"]["analysis.md"], encoding="utf-8") as fh:
+        click.echo(fh.read())
+    click.echo("wrote " + ", ".join(result["files"].values()))
+
+
+def _compare_params() -> list[click.Parameter]:
+    return [
+        click.Option(["--models"], default="rnn,gru,lstm,gru-ode", show_default=True,
+                     help="Comma-separated models to compare."),
+        click.Option(["--seeds"], default="1", show_default=True,
+                     help="Comma-separated seeds; one run per model and seed (tables show mean ± std)."),
+        click.Option(["--variants"], default=None,
+                     help="GRU-ODE solver settings to compare, each SOLVER/BACKWARD_SOLVER, comma-separated, "
+                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--stiff-solver only]."),
+        click.Option(["--match-params"], is_flag=True,
+                     help="Resize each model's hidden layer to match the GRU-ODE's (else the first model's) "
+                          "parameter count."),
+        click.Option(["--out"], type=click.Path(file_okay=False), default="runs/compare", show_default=True,
+                     help="Comparison folder: runs/, results.csv, results.md, plots. Rerunning reuses "
+                          "finished runs."),
+        click.Option(["--eval-split"], type=click.Choice(["valid", "test"]), default="test", show_default=True,
+                     help="Split scored by the final evaluation."),
+        click.Option(["--prompts"], type=int, default=20, show_default=True,
+                     help="Prompts for BLEU/ROUGE/distinct-n (evaluate protocol)."),
+        click.Option(["--prompt-len"], type=int, default=20, show_default=True, help="Tokens per prompt."),
+        click.Option(["--gen-len"], type=int, default=20, show_default=True,
+                     help="Tokens generated per prompt."),
+        click.Option(["--temperature"], type=float, default=1.0, show_default=True,
+                     help="Sampling temperature of the evaluation."),
+        click.Option(["--top-k"], type=int, default=0, show_default=True,
+                     help="Sample from the k likeliest in the evaluation (0: off)."),
+        *_train_params(),
+    ]
+
+
+def _analyze_params() -> list[click.Parameter]:
+    return [
+        click.Option(["--checkpoint"], multiple=True, required=True, type=click.Path(),
+                     help="GRU-ODE checkpoint (.pt) or run folder (all its .pt files); repeat to follow "
+                          "the spectrum over training."),
+        click.Option(["--baseline"], multiple=True, type=click.Path(),
+                     help="Checkpoint of another model for the robustness comparison (repeatable)."),
+        click.Option(["--out"], type=click.Path(file_okay=False), default=None,
+                     help="Output folder [default: analysis/ next to the last checkpoint]."),
+        click.Option(["--split"], type=click.Choice(["train", "valid", "test"]), default="valid",
+                     show_default=True, help="Held-out text to analyse."),
+        click.Option(["--corpus"], default=None, help="Read the split from this corpus instead."),
+        click.Option(["--max-tokens"], type=int, default=400, show_default=True,
+                     help="Tokens walked for the Jacobian spectrum."),
+        click.Option(["--every"], type=int, default=1, show_default=True,
+                     help="Take the spectrum at one token in N (eigenvalues cost O(H^3) each)."),
+        click.Option(["--pairs"], default="Tsit5/Tsit5,Tsit5/KenCarp4,Tsit5/Rodas5P", show_default=True,
+                     help="Solver pairs SOLVER/BACKWARD_SOLVER whose work is measured."),
+        click.Option(["--pair-batches"], type=int, default=2, show_default=True,
+                     help="Forward+backward windows per solver pair."),
+        click.Option(["--batch-size"], type=int, default=4, show_default=True,
+                     help="Parallel streams for the solver and robustness probes."),
+        click.Option(["--sigmas"], default="0,0.1,0.25,0.5,1,2", show_default=True,
+                     help="Noise levels, relative to the embedding RMS."),
+        click.Option(["--robust-tokens"], type=int, default=4000, show_default=True,
+                     help="Held-out tokens scored per noise level (0: the whole split)."),
+        click.Option(["--seed"], type=int, default=0, show_default=True, help="Noise seed."),
+        click.Option(["--device"], type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                     help="Where to run the models."),
+    ]
+
+
+def _friendly(fn):
+    from ..cli import friendly_errors
+
+    return friendly_errors(fn)
+
+
+def make_commands() -> list[click.Command]:
+    """[compare, analyze] as click.Command objects (call after pyjlode.cli defines train_options)."""
+    compare = click.Command(
+        "compare", callback=_friendly(_compare), params=_compare_params(),
+        help="Train RNN/GRU/LSTM/GRU-ODE (and GRU-ODE solver variants) under one budget and data, evaluate "
+             "each, and write results.csv, results.md and plots. Takes every option of `train`.",
+        short_help="Train and compare several models.")
+    analyze = click.Command(
+        "analyze", callback=_friendly(_analyze), params=_analyze_params(),
+        help="Study a trained GRU-ODE on held-out text: Jacobian spectrum along the trajectory (and over "
+             "training), solver work per (solver, backward solver) pair, and perplexity under embedding "
+             "noise against --baseline checkpoints. Writes tables and PNG plots.",
+        short_help="Spectrum, solver work and robustness of a GRU-ODE.")
+    return [compare, analyze]
