@@ -1,0 +1,300 @@
+"""The command line: train / evaluate / generate / doctor, bad input as one line with exit 2, help text."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pyjlode import train as train_mod
+from pyjlode.checkpoint import load_checkpoint
+from pyjlode.cli import cli, main, wants_julia
+from pyjlode.models import LanguageModel
+from pyjlode.train import TrainConfig
+
+WORDS = "the king and queen of england went to see a play in london with many friends".split()
+SMALL = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "--bptt", "8", "--eval-tokens",
+         "200", "--eval-seconds", "0", "--time-budget", "0", "--max-steps", "3", "--eval-interval", "3",
+         "--seed", "0"]
+
+
+def write_corpus(path: Path, lines: int = 300, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    path.write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10)))
+                              for _ in range(lines)) + "\n")
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="pyjlode")
+
+
+def assert_ok(result):
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def assert_one_line_error(result, *needles: str):
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs
+    # dominate (10x slower); restore the setting for the other test modules.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "text.txt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert_ok(invoke("train", "--model", "gru", "--corpus", corpus, "--out", out, *SMALL))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+
+
+@pytest.mark.parametrize("extra", [["--model", "rnn"], ["--model", "gru"], ["--model", "lstm"],
+                                   ["--model", "gru-ode"], ["--model", "gru-ode", "--stiff-solver", "KenCarp4"],
+                                   ["--model", "gru", "--level", "char"]],
+                         ids=["rnn", "gru", "lstm", "gru-ode", "gru-ode-KenCarp4", "gru-char"])
+def test_train_each_model(tmp_path, corpus, extra):
+    result = invoke("train", "--corpus", corpus, "--out", tmp_path, *SMALL, *extra)
+    assert_ok(result)
+    assert "valid ppl" in result.output and "done (max_steps)" in result.output
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ckpt["progress"]["step"] == 3
+    if "--stiff-solver" in extra:
+        assert ckpt["model_config"]["cell_options"]["backward_solver"] == "KenCarp4"
+        assert "nfe/token" in result.output
+
+
+def test_resume_from_the_command_line(tmp_path, corpus):
+    assert_ok(invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path, *SMALL))
+    result = invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path, *SMALL[:-6],
+                    "--max-steps", "5", "--resume", "--lr", "0.5")
+    assert_ok(result)
+    assert "resuming at step 3" in result.output and "--lr" in result.output   # --lr is the checkpoint's
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["progress"]["step"] == 5 and ckpt["train_config"]["lr"] == 2e-3
+
+
+def test_dry_run_writes_nothing(tmp_path, corpus):
+    result = invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path / "x", *SMALL, "--dry-run")
+    assert_ok(result)
+    assert "dry run" in result.output and not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, corpus, monkeypatch):
+    real, calls = train_mod.Trainer.step, {"n": 0}
+
+    def step(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, x, y)
+
+    monkeypatch.setattr(train_mod.Trainer, "step", step)
+    result = invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path, *SMALL[:-6],
+                    "--max-steps", "10")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert "interrupted at step 2" in result.output
+    assert load_checkpoint(tmp_path / "last.pt")["progress"]["step"] == 2
+
+
+def test_non_finite_loss_is_one_line(tmp_path, corpus, monkeypatch):
+    real = LanguageModel.forward
+
+    def forward(self, tokens, state=None):
+        logits, state = real(self, tokens, state)
+        return logits * float("nan") if self.training else logits, state
+
+    monkeypatch.setattr(LanguageModel, "forward", forward)
+    result = invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path, *SMALL)
+    assert_one_line_error(result, "non-finite loss", "no checkpoint was written yet")
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate and generate
+
+
+def test_evaluate_report(trained):
+    result = invoke("evaluate", "--checkpoint", trained, "--prompts", "4", "--prompt-len", "5", "--gen-len", "5")
+    assert_ok(result)
+    for needle in ("perplexity", "protocol: 4 prompts of 5 tokens", "smoothing method1", "BLEU", "ROUGE",
+                   "distinct-1", "self-BLEU"):
+        assert needle in result.output
+
+
+def test_evaluate_json(trained):
+    result = invoke("evaluate", "--checkpoint", trained / "last.pt", "--json", "--split", "valid",
+                    "--prompts", "3", "--prompt-len", "4", "--gen-len", "6", "--seed", "3")
+    assert_ok(result)
+    r = json.loads(result.output)
+    assert r["split"] == "valid" and r["perplexity"] > 1 and "bits_per_char" not in r
+    assert set(r["bleu"]) == {"bleu1", "bleu2", "bleu3", "bleu4"}
+    assert set(r["rouge"]) == {"rouge1", "rouge2", "rougeL"}
+    assert r["protocol"]["prompts"] == 3 and r["protocol"]["gen_len"] == 6
+    assert 0 <= r["distinct_1"] <= 1 and 0 <= r["self_bleu"] <= 1
+
+
+def test_evaluate_char_level_reports_bits_per_char(tmp_path, corpus):
+    assert_ok(invoke("train", "--model", "gru", "--level", "char", "--corpus", corpus, "--out", tmp_path, *SMALL))
+    r = json.loads(invoke("evaluate", "--checkpoint", tmp_path, "--json", "--prompts", "2").output)
+    assert r["bits_per_char"] == pytest.approx(r["nll"] / 0.6931471805599453)
+
+
+def test_generate_is_seeded(trained):
+    args = ("generate", "--checkpoint", trained, "--prompt", "the king", "--max-tokens", "12", "--seed", "5")
+    first, second = invoke(*args), invoke(*args)
+    assert_ok(first)
+    assert first.output == second.output and first.output.startswith("the king")
+    assert len(first.output.split()) > 2
+
+
+def test_doctor_torch():
+    result = invoke("doctor", "--backend", "torch")
+    assert result.exit_code == 0, result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input: one line on stderr, exit 2, no traceback
+
+
+def _bad_corpus(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.txt"
+    if kind == "empty":
+        path.write_text("")
+    elif kind == "not-utf8":
+        path.write_bytes(b"the king\n\xff\xfe went away\n" * 50)
+    elif kind == "tiny":
+        write_corpus(path, lines=12)
+    return path
+
+
+@pytest.mark.parametrize("kind, extra, needles", [
+    ("missing", [], ["does not exist"]),
+    ("empty", [], ["empty"]),
+    ("not-utf8", [], ["not UTF-8"]),
+    ("tiny", ["--batch-size", "64"], ["fewer than one batch"]),
+    ("ok", ["--solver", "Foo"], ["--solver", "unknown solver", "Tsit5", "KenCarp4"]),
+    ("ok", ["--stiff-solver", "Bar"], ["--stiff-solver", "Tsit5", "Rodas5P"]),
+    ("ok", ["--tie-weights"], ["--tie-weights", "--embed-size"]),
+    ("ok", ["--resume"], ["last.pt"]),
+], ids=["missing-path", "empty", "non-utf8", "split-smaller-than-batch", "unknown-solver",
+        "unknown-stiff-solver", "tie-weights-sizes", "resume-nothing"])
+def test_bad_training_input(tmp_path, corpus, kind, extra, needles):
+    path = corpus if kind == "ok" else _bad_corpus(tmp_path, kind)
+    result = invoke("train", "--model", "gru-ode", "--corpus", path, "--out", tmp_path / "run", *SMALL, *extra)
+    assert_one_line_error(result, *needles)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(tmp_path, corpus):
+    result = invoke("train", "--corpus", corpus, "--out", tmp_path, *SMALL, "--device", "cuda")
+    assert_one_line_error(result, "--device cpu")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "generate"])
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "missing"])
+def test_bad_checkpoint(tmp_path, trained, command, kind):
+    path = tmp_path / "model.pt"
+    if kind == "garbage":
+        path.write_bytes(os.urandom(2048))
+    elif kind == "truncated":
+        data = (trained / "last.pt").read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    result = invoke(command, "--checkpoint", path)
+    assert_one_line_error(result, str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# the program itself
+
+
+def _all_commands():
+    return [(name, cmd) for name, cmd in cli.commands.items()]
+
+
+@pytest.mark.parametrize("name, command", _all_commands(), ids=[n for n, _ in _all_commands()])
+def test_every_option_has_help(name, command):
+    assert command.help
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert param.help and len(param.help) > 10, f"{name} --{param.name} has no help"
+    assert_ok(invoke(name, "--help"))
+
+
+def test_train_defaults_match_train_config():
+    options = {p.name: p.default for p in cli.commands["train"].params if isinstance(p, click.Option)}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in options and f.name != "out":
+            assert options[f.name] == f.default, f.name
+
+
+def test_python_m_pyjlode_is_the_script():
+    script = Path(sys.executable).with_name("pyjlode")
+    if not script.exists():
+        script = Path(shutil.which("pyjlode") or "missing")
+    if not script.exists():
+        pytest.skip("the pyjlode console script is not installed")
+    env = dict(os.environ, COLUMNS="100")
+    a = subprocess.run([sys.executable, "-m", "pyjlode", "train", "--help"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    b = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert a.returncode == b.returncode == 0
+    assert a.stdout == b.stdout and a.stdout.startswith("Usage: pyjlode train")
+
+
+def test_backend_julia_is_preloaded_before_torch():
+    # A stand-in for pyjlode.backends.julia records whether torch was already imported at preload time.
+    child = textwrap.dedent("""
+        import sys, types
+        import pyjlode.backends
+        fake = types.ModuleType("pyjlode.backends.julia")
+        fake.preload = lambda: print("torch loaded at preload:", "torch" in sys.modules)
+        sys.modules["pyjlode.backends.julia"] = fake
+        pyjlode.backends.julia = fake
+        from pyjlode.cli import main
+        main(["train", "--backend", "julia", "--help"])
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert "torch loaded at preload: False" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [(["train", "--backend", "julia"], True),
+                                            (["train", "--backend=julia"], True),
+                                            (["train", "--backend", "torch"], False),
+                                            (["train", "--corpus", "julia"], False)])
+def test_wants_julia(argv, expected):
+    assert wants_julia(argv) is expected
+
+
+def test_main_exits_like_click(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "train" in capsys.readouterr().out
