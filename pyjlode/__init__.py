@@ -26,6 +26,8 @@ _EXPORTS = {
     "GRUODE": "pyjlode.models", "GRUODECell": "pyjlode.models", "GRUODEField": "pyjlode.models",
     "CELLS": "pyjlode.models", "RecurrentCell": "pyjlode.models", "make_cell": "pyjlode.models",
     "detach_state": "pyjlode.models", "LanguageModel": "pyjlode.models", "ModelConfig": "pyjlode.models",
+    # training and evaluation, as the command line runs them
+    "TrainConfig": "pyjlode.train", "evaluate_checkpoint": "pyjlode.evaluate",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
@@ -55,3 +57,5 @@ if TYPE_CHECKING:  # static tools see ordinary imports
     from .ode.methods import SOLVERS, get_method
     from .ode.problem import SolveStats
     from .ode.tableaus import ButcherTableau, RosenbrockTableau
+    from .evaluate import evaluate_checkpoint
+    from .train import TrainConfig

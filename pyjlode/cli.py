@@ -106,6 +106,9 @@ _TRAIN_OPTIONS = [
     click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Weight decay."),
     click.option("--clip", type=float, default=1.0, show_default=True,
                  help="Clip the global gradient norm to this (0: off)."),
+    click.option("--state-reset", type=float, default=0.1, show_default=True,
+                 help="Chance that a stream's carried state restarts from zero before a training window "
+                      "(teaches recovery from cold starts; 0: off)."),
     click.option("--lr-factor", type=float, default=0.5, show_default=True,
                  help="Multiply the learning rate by this when validation stops improving."),
     click.option("--lr-patience", type=int, default=1, show_default=True,

@@ -56,6 +56,8 @@ class TrainConfig:
     optimizer: str = "adam"            # adam, adamw or sgd
     weight_decay: float = 0.0
     clip: float = 1.0                  # max global gradient norm (0: no clipping)
+    state_reset: float = 0.1           # chance that a column's carried state restarts from zero before a
+    #                                    window: teaches recovery from cold starts (see docs/training.md)
     lr_factor: float = 0.5             # multiply lr by this when validation stops improving...
     lr_patience: int = 1               # ...for more than this many scheduled evaluations
     # stopping (whichever comes first; 0 disables max_steps / time_budget)
@@ -135,6 +137,8 @@ def validate(mcfg, tcfg: TrainConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(tcfg, name)})")
     if not tcfg.lr > 0:
         raise ValueError(f"--lr must be positive (got {tcfg.lr})")
+    if not 0 <= tcfg.state_reset < 1:
+        raise ValueError(f"--state-reset must be in [0, 1) (got {tcfg.state_reset})")
     from .models import LanguageModel
 
     LanguageModel.from_config(replace(mcfg, vocab_size=2))  # the model's own checks, before data is read
@@ -209,7 +213,7 @@ class Trainer:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Forward, loss, backward, clip, update on one (t, B) window; returns the loss."""
         self.model.train()
-        state = None if self.carry is None else self.model.detach_state(self.carry)
+        state = None if self.carry is None else self._reset_some(self.model.detach_state(self.carry))
         logits, state = self.net(x, state)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
         if not torch.isfinite(loss):
@@ -223,6 +227,27 @@ class Trainer:
         self.opt.step()
         self.carry = state  # only now: an interrupted step leaves the previous state in place
         return loss.item()
+
+    def _reset_some(self, state):
+        """Zero the carried state of a random subset of columns (probability ``state_reset`` each).
+
+        Without this a GRU-ODE language model can learn saturating attractors that a cold start on
+        unseen text falls into and never leaves (validation perplexity then explodes while training
+        perplexity keeps falling). The mask is drawn for the global batch from (seed, step) and sharded
+        like the data, so several ranks reset exactly the columns one process would.
+        """
+        p = self.tcfg.state_reset
+        if p <= 0:
+            return state
+        g = torch.Generator().manual_seed(self.tcfg.seed * 1_000_003 + self.progress.step)
+        keep = torch.rand(1, self.tcfg.batch_size, generator=g) >= p
+        keep = dist.shard_columns(keep, self.info).reshape(-1)
+
+        def apply(s):
+            if isinstance(s, torch.Tensor):  # (layers, B, H): batch on dim -2
+                return s * keep.to(s.device, s.dtype).view(-1, 1)
+            return type(s)(apply(t) for t in s)
+        return apply(state)
 
     def evaluate(self, scheduled: bool) -> float:
         """Validation NLL on the training-time subset, logged and checkpointed. Only scheduled evaluations

@@ -4,9 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Union
 
+from ..steps.esdirk import esdirk_step
 from ..steps.explicit import erk_step
+from ..steps.rosenbrock import rosenbrock_step
 from ..tableaus import ButcherTableau, RosenbrockTableau
+from .esdirk import KENCARP4, KVAERNO5, TRBDF2
 from .explicit import DP5, EULER, RK4, TSIT5
+from .rosenbrock import RODAS4, RODAS5P, ROSENBROCK23
 
 
 @dataclass(frozen=True)
@@ -47,18 +51,8 @@ _methods = [
     _from_tableau(DP5, erk_step, False, aliases=("dopri5",)),
 ]
 
-# TEMPORARY GUARD (remove at integration): the stiff modules belong to the STIFF
-# engineer and may not exist yet; the explicit solvers must work without them.
-try:
-    from ..steps.esdirk import esdirk_step
-    from ..steps.rosenbrock import rosenbrock_step
-    from .esdirk import KENCARP4, KVAERNO5, TRBDF2
-    from .rosenbrock import RODAS4, RODAS5P, ROSENBROCK23
-except ImportError:  # pragma: no cover - goes away with the guard
-    pass
-else:
-    _methods += [_from_tableau(tab, rosenbrock_step, True) for tab in (ROSENBROCK23, RODAS4, RODAS5P)]
-    _methods += [_from_tableau(tab, esdirk_step, True) for tab in (TRBDF2, KENCARP4, KVAERNO5)]
+_methods += [_from_tableau(tab, rosenbrock_step, True) for tab in (ROSENBROCK23, RODAS4, RODAS5P)]
+_methods += [_from_tableau(tab, esdirk_step, True) for tab in (TRBDF2, KENCARP4, KVAERNO5)]
 
 SOLVERS: dict[str, Method] = {m.name: m for m in _methods}
 _LOOKUP = {alias.lower(): m for m in _methods for alias in (m.name, *m.aliases)}
