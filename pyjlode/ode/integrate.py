@@ -65,9 +65,8 @@ class Solution:
         if self._y_steps is None:
             raise RuntimeError("dense output was not stored: integrate with dense=True")
         keys, key = self._keys, self._sign * t
-        # The end pieces are extended by up to half the solved span: stages with c > 1 (Kvaerno5's c3 = 1.23)
-        # of a solver that integrates over this solution (the adjoint) may sit just past an end.
-        slack = 0.5 * abs(keys[-1] - keys[0]) + 1e-12 * max(abs(keys[0]), abs(keys[-1]))
+        span = abs(keys[-1] - keys[0])
+        slack = 1e-12 * max(span, abs(keys[0]), abs(keys[-1]))
         if not keys[0] - slack <= key <= keys[-1] + slack:
             raise ValueError(f"t={t} is outside the solved interval [{self.t_steps[0]}, {self.t_steps[-1]}]")
         if len(keys) == 1:

@@ -1,0 +1,209 @@
+"""Stiff solvers: Robertson and Van der Pol against scipy's Radau, a linear stiff problem with a
+known solution, quadrature along the solution, and the upstream defects we must not copy."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import solve_ivp
+
+from pyjlode.ode import SOLVERS, MaxStepsExceeded, Problem, get_method, integrate, solve
+
+STIFF = sorted(name for name, m in SOLVERS.items() if m.stiff)
+
+
+def _rober(t, y):
+    y1, y2, y3 = y[..., 0], y[..., 1], y[..., 2]
+    return torch.stack([-0.04 * y1 + 1e4 * y2 * y3,
+                        0.04 * y1 - 1e4 * y2 * y3 - 3e7 * y2 ** 2,
+                        3e7 * y2 ** 2], dim=-1)
+
+
+def _rober_np(t, y):
+    return [-0.04 * y[0] + 1e4 * y[1] * y[2], 0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2,
+            3e7 * y[1] ** 2]
+
+
+_EPS = 1e-6  # Van der Pol with mu = 1000 in Hairer & Wanner's scaling (VDPOL): eps = 1/mu^2
+
+
+def _vdp(t, y):
+    return torch.stack([y[..., 1], ((1 - y[..., 0] ** 2) * y[..., 1] - y[..., 0]) / _EPS], dim=-1)
+
+
+def _vdp_np(t, y):
+    return [y[1], ((1 - y[0] ** 2) * y[1] - y[0]) / _EPS]
+
+
+# name: (f, f_np, y0, t_end, atol, max attempted steps for order-2 / higher-order solvers)
+PROBLEMS = {
+    "robertson": (_rober, _rober_np, [1.0, 0.0, 0.0], 1e5, 1e-10, (600, 300)),
+    "vanderpol": (_vdp, _vdp_np, [2.0, -0.66], 2.0, 1e-8, (3000, 1200)),
+}
+
+
+def _rtol(name: str) -> float:
+    # 1e-3 relative accuracy at the end needs a tighter tolerance from the 2nd-order methods.
+    return 3e-5 if SOLVERS[name].order <= 2 else 1e-4
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Lazily computed and cached: scipy Radau references and our solutions."""
+    cache: dict = {}
+
+    def get(problem: str, solver: str | None = None):
+        key = (problem, solver)
+        if key not in cache:
+            f, f_np, y0, t_end, atol, _ = PROBLEMS[problem]
+            if solver is None:
+                ref = solve_ivp(f_np, (0.0, t_end), y0, method="Radau", rtol=1e-10, atol=1e-12)
+                assert ref.success
+                cache[key] = ref.y[:, -1]
+            else:
+                cache[key] = solve(f, torch.tensor(y0, dtype=torch.float64), [0.0, t_end],
+                                   solver=solver, rtol=_rtol(solver), atol=atol)
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+@pytest.mark.parametrize("name", STIFF)
+def test_stiff_benchmark_matches_radau_in_bounded_steps(name, problem, runs):
+    sol, ref = runs(problem, name), runs(problem)
+    rel = np.abs(sol.ys[-1].numpy() - ref) / np.abs(ref)
+    assert rel.max() < 1e-3, f"{name} on {problem}: relative errors {rel}"
+    bound = PROBLEMS[problem][-1][0 if SOLVERS[name].order <= 2 else 1]
+    steps = sol.stats.naccept + sol.stats.nreject
+    assert steps <= bound, f"{name} on {problem}: {steps} steps"
+    assert sol.stats.njac >= 1 and sol.stats.nlu >= 1 and sol.stats.nsolve >= sol.stats.naccept
+
+
+@pytest.mark.parametrize("problem", [
+    "robertson", pytest.param("vanderpol", marks=pytest.mark.slow)])  # ~2e4 Tsit5 steps: 10-30 s
+def test_tsit5_needs_ten_times_the_steps_of_every_stiff_solver(problem, runs):
+    f, _, y0, t_end, atol, _ = PROBLEMS[problem]
+    most = max(runs(problem, name).stats.naccept + runs(problem, name).stats.nreject for name in STIFF)
+    with pytest.raises(MaxStepsExceeded, match="Tsit5: reached max_steps"):
+        solve(f, torch.tensor(y0, dtype=torch.float64), [0.0, t_end], solver="Tsit5",
+              rtol=1e-4, atol=atol, max_steps=10 * most)
+
+
+# Linear, non-autonomous, eigenvalues -1, -1e3, -1e6 of a non-normal A:
+# y' = A (y - g(t)) + g'(t) has y = g(t) + exp(A t) (y0 - g(0)).
+_P = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.2, 0.0, 1.0]], dtype=torch.float64)
+_A = _P @ torch.diag(torch.tensor([-1.0, -1e3, -1e6], dtype=torch.float64)) @ torch.linalg.inv(_P)
+
+
+def _g(t):
+    return torch.stack([torch.sin(t), torch.cos(2 * t), 1 + t * t])
+
+
+def _dg(t):
+    return torch.stack([torch.cos(t), -2 * torch.sin(2 * t), 2 * t])
+
+
+def _linear(t, y):
+    A = _A.to(y.dtype)
+    return (y - _g(t)) @ A.T + _dg(t)
+
+
+def _linear_exact(t: float, y0):
+    tt = torch.tensor(t, dtype=torch.float64)
+    return _g(tt) + torch.linalg.matrix_exp(_A * t) @ (y0 - _g(torch.tensor(0.0, dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", STIFF)
+def test_linear_stiff_problem_with_known_solution(name, dtype):
+    y0 = torch.tensor([2.0, -1.0, 3.0], dtype=torch.float64)
+    # float32 rounding of f (entries ~1e6) is noise of ~0.06 |y|: keep the tolerance above it.
+    rtol, atol = (1e-6, 1e-9) if dtype == torch.float64 else (1e-3, 1e-5)
+    if SOLVERS[name].order <= 2 and dtype == torch.float64:
+        rtol = 1e-5
+    sol = solve(_linear, y0.to(dtype), [0.0, 0.5, 3.0], solver=name, rtol=rtol, atol=atol)
+    assert sol.ys.dtype == dtype
+    for k, t in enumerate((0.5, 3.0)):
+        exact = _linear_exact(t, y0)
+        err = (sol.ys[k + 1].double() - exact).abs() / (atol + rtol * exact.abs())
+        assert err.max() < 100, f"{name}: scaled error {err.max():.3g} at t={t}"
+    dts = np.diff(sol.t_steps)
+    assert dts.max() / dts.min() > 100  # the transient forces tiny steps, the tail allows big ones
+
+
+@pytest.mark.parametrize("name", STIFF)
+def test_quadrature_is_as_accurate_as_the_state(name):
+    # y1' = -y1 (y1 = e^-t), y2' = -1e3 (y2 - cos t) (stiff); rates (y1^2, t y2) are integrated
+    # along accepted steps but are not part of the state.
+    def f(t, y):
+        return torch.stack([-y[0], -1e3 * (y[1] - torch.cos(t))])
+
+    problem = Problem(f, quad=lambda t, y: (y[0] ** 2, t * y[1]), rtol=1e-7, atol=1e-10)
+    sol = integrate(problem, get_method(name), torch.tensor([1.0, 0.0], dtype=torch.float64), [0.0, 1.0])
+    aug = solve_ivp(lambda t, u: [-u[0], -1e3 * (u[1] - math.cos(t)), u[0] ** 2, t * u[1]],
+                    (0.0, 1.0), [1.0, 0.0, 0.0, 0.0], method="Radau", rtol=1e-12, atol=1e-14)
+    assert aug.success
+    state_err = np.abs(sol.ys[-1].numpy() - aug.y[:2, -1]).max()
+    q_err = np.abs(torch.stack(sol.q).numpy() - aug.y[2:, -1]).max()
+    # Rosenbrock quadrature runs on the cubic Hermite: within tolerance, not always below the
+    # (5th-order) state error.
+    bound = max(10 * state_err, 10 * problem.rtol * float(sol.q[0]))
+    assert abs(float(sol.q[0]) - (1 - math.exp(-2)) / 2) <= bound
+    assert q_err <= bound, f"{name}: quadrature error {q_err:.2g}, state {state_err:.2g}"
+
+
+def test_rosenbrock23_estimate_tracks_the_true_error_for_nonautonomous_f():
+    # With the d*h*T term in k3 (Shampine-Reichelt) the estimate/true ratio tends to 1; with
+    # OrdinaryDiffEq's h*T it carries a spurious O(h^2) term and the ratio blows up as h -> 0.
+    def f(t, y):
+        return -y + torch.sin(3 * t) + t * t
+
+    t0, y0 = 0.3, torch.tensor([0.7], dtype=torch.float64)
+    method = get_method("Rosenbrock23")
+    for h in (0.05, 0.025):
+        problem = Problem(f)
+        res = method.step(problem, method, t0, y0, problem.f_eval(t0, y0), h, {})
+        fine = solve(f, y0, [t0, t0 + h], solver="Tsit5", rtol=1e-13, atol=1e-15).ys[-1]
+        ratio = float(res.err / (res.y1 - fine))
+        assert 0.9 < abs(ratio) < 1.1, f"h={h}: estimate/true error = {ratio:.3g}"
+
+
+@pytest.mark.parametrize("name", ["TRBDF2", "KenCarp4", "Kvaerno5"])
+def test_esdirk_estimate_is_shampine_filtered_not_gamma_dt_scaled(name):
+    # On y' = lam y one step gives y1 = R(z) y0 and the embedded R_hat(z) y0, z = lam dt, with
+    # R(z) = 1 + z b^T (I - z A)^-1 1. Shampine's filtered estimate is (R - R_hat) y0 / (1 - gamma z);
+    # OrdinaryDiffEq's smoothed one is gamma*dt times that (#2902).
+    lam, dt = -50.0, 0.1
+    method = get_method(name)
+    tab = method.tableau
+    A = torch.tensor([[float(a) for a in row] for row in tab.A], dtype=torch.float64)
+    ones = torch.ones(len(tab.c), dtype=torch.float64)
+    stage = torch.linalg.solve(torch.eye(len(tab.c), dtype=torch.float64) - lam * dt * A, ones)
+    R = 1 + lam * dt * torch.tensor([float(b) for b in tab.b], dtype=torch.float64) @ stage
+    R_hat = 1 + lam * dt * torch.tensor([float(b) for b in tab.b_hat], dtype=torch.float64) @ stage
+    expected = float(R - R_hat) / (1 - float(tab.gamma) * lam * dt)
+
+    problem = Problem(lambda t, y: lam * y, rtol=1e-13, atol=1e-15)
+    y0 = torch.tensor([1.0], dtype=torch.float64)
+    res = method.step(problem, method, 0.0, y0, problem.f_eval(0.0, y0), dt, {})
+    assert res.ok
+    assert float(res.y1) == pytest.approx(float(R), rel=1e-10)
+    assert abs(float(res.err)) == pytest.approx(abs(expected), rel=1e-8)
+
+
+@pytest.mark.parametrize("name", STIFF)
+def test_backward_in_time_stiff_integration(name):
+    # y' = 1e4 (y - cos t) from t = 1 down to 0 is stiff and stable in reverse time (the adjoint's
+    # situation); dt is negative throughout.
+    def f(t, y):
+        return 1e4 * (y - torch.cos(t))
+
+    y1 = torch.tensor([math.cos(1.0) + 0.5], dtype=torch.float64)
+    sol = solve(f, y1, [1.0, 0.5, 0.0], solver=name, rtol=1e-6, atol=1e-9)
+    ref = solve_ivp(lambda t, y: 1e4 * (y - math.cos(t)), (1.0, 0.0), [float(y1)], method="Radau",
+                    rtol=1e-12, atol=1e-14, t_eval=[0.5, 0.0])
+    assert np.allclose(sol.ys[1:, 0].numpy(), ref.y[0], rtol=1e-4, atol=1e-7)
+    assert sol.stats.naccept < (1500 if SOLVERS[name].order <= 2 else 300)
