@@ -279,3 +279,7 @@ def main(argv: list[str] | None = None) -> None:
 from .experiments.cli_commands import make_commands  # noqa: E402
 for _command in make_commands():
     cli.add_command(_command)
+
+# `pyjlode bench` is the GRU-ODE training-step benchmark (pyjlode/bench.py, scripts/bench_gruode.py).
+from .bench import bench_command  # noqa: E402
+cli.add_command(bench_command)

@@ -201,6 +201,7 @@ class GRUODECell(nn.Module):
         t, dt0, hs, tau = [0.0, self.dt], None if adaptive else self.dt, [], self.tau_value()
         for c_i in c:
             f = self.field(c_i, tau)
+            f.lazy_grads = True     # U's cotangent as factors: one matmul per backward solve
             h = odeint_adjoint(f, h, t, params=f.params, backward_solver=self.backward_solver,
                                sensealg=self.sensealg, jac=f.jac, vjp=f.vjp, dt0=dt0,
                                stats=stats.adjoint, **self._solve_kwargs())[-1]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..ode.problem import OuterSum
+
 
 class GRUODEField:
     """dh/dt = (1 - z) ⊙ (g - h) / tau with the drive c of one token held fixed.
@@ -130,14 +132,18 @@ class GRUODEField:
 
     # ------------------------------------------------------------------ VJP
     @torch.no_grad()
-    def vjp(self, t, h: Tensor, a: Tensor):
+    def vjp(self, t, h: Tensor, a: Tensor, lazy: bool | None = None):
         """Cotangents of a·f: returns (a·∂f/∂h, (a·∂f/∂θ for θ in params)).
 
         Shapes: a·∂f/∂h like h; U -> (3H, H); c -> like c (per sample, not summed); b_hn -> (H,);
-        tau -> like tau (summed over the batch).
+        tau -> like tau (summed over the batch). ``lazy=True`` returns U's cotangent as an
+        :class:`~pyjlode.ode.problem.OuterSum` (its factors): a solve's quadrature then sums the
+        stages' factors and pays one matmul per solve instead of one per evaluation; None takes
+        the field's ``lazy_grads`` attribute (False unless the caller sets it).
         """
+        lazy = getattr(self, "lazy_grads", False) if lazy is None else lazy
         if h.dim() == 1:
-            dh, dp = self.vjp(t, h.unsqueeze(0), a.unsqueeze(0))
+            dh, dp = self.vjp(t, h.unsqueeze(0), a.unsqueeze(0), lazy)
             return dh.squeeze(0), dp
         H, U = self.H, self.U
         r, z, g, m = self._gates(h)
@@ -152,7 +158,7 @@ class GRUODEField:
             dpre = dc.clone()
             dpre[:, 2 * H:].mul_(r)                                     # through r ⊙ (U_h h + b_hn)
             dh = torch.addmm(a_g, dpre, U, beta=-1)                     # dpre @ U - a_g
-            dU = dpre.t().mm(h)
+            dU = OuterSum.of(U.shape, (0, 3 * H, dpre, h)) if lazy else dpre.t().mm(h)
             grads = [dU, dc]
             if self.b_hn is not None:
                 grads.append(dpre[:, 2 * H:].sum(0))
@@ -160,9 +166,12 @@ class GRUODEField:
             d_m = dpg.mm(U[2 * H:])                                     # a·∂f/∂(r ⊙ h)
             torch.mul(d_m * h, r * (1 - r), out=dc[:, :H])
             dh = torch.addmm(torch.addcmul(a_g, d_m, r, value=-1), dc[:, :2 * H], U[:2 * H], beta=-1)
-            dU = U.new_empty(U.shape)
-            torch.mm(dc[:, :2 * H].t(), h, out=dU[:2 * H])
-            torch.mm(dpg.t(), m, out=dU[2 * H:])
+            if lazy:
+                dU = OuterSum.of(U.shape, (0, 2 * H, dc[:, :2 * H], h), (2 * H, 3 * H, dpg, m))
+            else:
+                dU = U.new_empty(U.shape)
+                torch.mm(dc[:, :2 * H].t(), h, out=dU[:2 * H])
+                torch.mm(dpg.t(), m, out=dU[2 * H:])
             grads = [dU, dc]
         if isinstance(self.tau, Tensor):
             # ∂f/∂tau = -f / tau, with f = (1 - z)(g - h)/tau

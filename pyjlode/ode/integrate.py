@@ -165,7 +165,9 @@ class _Loop:
         self.problem, self.method, self.adaptive = problem, method, adaptive
         self.norm, self.dense, self.dtmin, self.max_steps = norm, dense, dtmin, max_steps
         self.direction = direction
-        self.controller = controller or PIController.for_order(method.order, implicit=method.stiff)
+        # The 1..1.2 dead-band saves W refactorisations; Rosenbrock methods refactorise every step anyway.
+        keep_w = method.stiff and method.tableau.kind == "esdirk"
+        self.controller = controller or PIController.for_order(method.order, implicit=keep_w)
         self.dt_next = None
         self.q = None
 

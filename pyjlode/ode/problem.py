@@ -1,7 +1,7 @@
 """The problem an integration solves, its counters, and one step's result."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Callable, NamedTuple, Optional
 
 import torch
@@ -21,19 +21,29 @@ class SolveStats:
     nnewton: int = 0
     nnewton_fail: int = 0
 
+    # Plain attribute loops: dataclasses.fields/asdict cost tens of µs, paid per solve (per token).
     def __add__(self, other: "SolveStats") -> "SolveStats":
-        return SolveStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return SolveStats(*[getattr(self, n) + getattr(other, n) for n in _STAT_NAMES])
+
+    def __sub__(self, other: "SolveStats") -> "SolveStats":
+        return SolveStats(*[getattr(self, n) - getattr(other, n) for n in _STAT_NAMES])
 
     def __iadd__(self, other: "SolveStats") -> "SolveStats":
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for n in _STAT_NAMES:
+            setattr(self, n, getattr(self, n) + getattr(other, n))
         return self
 
+    def copy(self) -> "SolveStats":
+        return SolveStats(*[getattr(self, n) for n in _STAT_NAMES])
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {n: getattr(self, n) for n in _STAT_NAMES}
 
     def __str__(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in asdict(self).items())
+        return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
+
+
+_STAT_NAMES = tuple(f.name for f in fields(SolveStats))
 
 
 @dataclass
@@ -44,7 +54,9 @@ class Problem:
     convention); times are Python floats everywhere else. ``quad`` gives rates of
     extra quantities integrated along accepted steps but not part of the state
     (the adjoint's parameter gradients); ``fq`` optionally computes f and those
-    rates together.
+    rates together. ``float_t=True`` hands f, fq and quad the Python float instead: for
+    internal fields that only look t up (the adjoint's dense output), which then skip a
+    tensor build per call and, on CUDA, the sync of reading it back.
     """
 
     f: Callable
@@ -54,13 +66,15 @@ class Problem:
     rtol: float = 1e-6
     atol: float = 1e-8
     stats: SolveStats = field(default_factory=SolveStats)
+    float_t: bool = False
 
     @property
     def has_quad(self) -> bool:
         return self.quad is not None or self.fq is not None
 
-    @staticmethod
-    def _t(t: float, y: Tensor) -> Tensor:
+    def _t(self, t: float, y: Tensor):
+        if self.float_t:
+            return t
         # scalar_tensor fills on the device: no host-to-device copy on CUDA.
         return torch.scalar_tensor(t, dtype=y.dtype, device=y.device)
 
@@ -84,6 +98,67 @@ class Problem:
         if self.quad is None:
             return tuple(self.fq(self._t(t, y), y)[1])
         return tuple(self.quad(self._t(t, y), y))
+
+
+class OuterSum:
+    """A quadrature rate ``sum_k w_k L_kᵀ R_k`` (per block of rows), kept as its factors.
+
+    The parameter cotangent of a weight matrix is such a batch-summed outer product (for
+    ``y = U x``: ``aᵀ x``). A field's VJP may return one instead of the matrix: a solve then
+    sums its weighted stage rates by collecting factors, and ``materialize`` pays one large
+    matmul per block at the end of the solve instead of a small matmul plus a full-size add
+    per stage. It supports what the steppers do with rates: ``rate * s``, ``acc.add_(rate,
+    alpha=s)`` and ``a + b``; :func:`~pyjlode.ode.integrate.integrate` materialises totals.
+
+    Args:
+        shape: shape of the matrix it stands for.
+        blocks: ``[(row0, row1, [(w, L, R), ...]), ...]`` with L ``(K, row1 - row0)`` and
+            R ``(K, shape[1])``; a block's rows are ``sum w L.T @ R``.
+    """
+
+    __slots__ = ("shape", "blocks")
+
+    def __init__(self, shape, blocks):
+        self.shape, self.blocks = tuple(shape), blocks
+
+    @classmethod
+    def of(cls, shape, *pieces) -> "OuterSum":
+        """From ``(row0, row1, L, R)`` pieces, each weighted 1."""
+        return cls(shape, [(r0, r1, [(1.0, L, R)]) for r0, r1, L, R in pieces])
+
+    def __mul__(self, s: float) -> "OuterSum":
+        return OuterSum(self.shape, [(r0, r1, [(w * s, L, R) for w, L, R in terms])
+                                     for r0, r1, terms in self.blocks])
+
+    __rmul__ = __mul__
+
+    def add_(self, other: "OuterSum", alpha: float = 1.0) -> "OuterSum":
+        for (_, _, terms), (_, _, more) in zip(self.blocks, other.blocks):
+            terms.extend((w * alpha, L, R) for w, L, R in more)
+        return self
+
+    def __add__(self, other):
+        if isinstance(other, Tensor):
+            return self.materialize() + other
+        return OuterSum(self.shape, [(r0, r1, terms + more)
+                                     for (r0, r1, terms), (_, _, more) in zip(self.blocks, other.blocks)])
+
+    __radd__ = __add__
+
+    def materialize(self) -> Tensor:
+        """The matrix: one ``cat`` and one matmul per block."""
+        L0 = self.blocks[0][2][0][1]
+        out = L0.new_empty(self.shape)
+        for r0, r1, terms in self.blocks:
+            L = torch.cat([L * w for w, L, _ in terms])
+            R = torch.cat([R for _, _, R in terms])
+            torch.mm(L.t(), R, out=out[r0:r1])
+        return out
+
+
+def materialize(x):
+    """``x`` as a tensor (an :class:`OuterSum` is evaluated; anything else passes through)."""
+    return x.materialize() if isinstance(x, OuterSum) else x
 
 
 class StepResult(NamedTuple):
