@@ -58,19 +58,14 @@ def save_checkpoint(obj: dict, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     payload = {"format": FORMAT, "version": VERSION, **obj}
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        _commit(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
+    return _atomic(path, write)
 
 
 def snapshot_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -79,21 +74,29 @@ def snapshot_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     A hard link when the file system allows it (``save_checkpoint`` later *replaces* ``src`` by a new file,
     so the link keeps the old content), else a copy; either way through a temp file and a rename.
     """
-    src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
+    src = Path(src)
+
+    def write(tmp: Path) -> None:
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-        _commit(tmp, dst)
+    return _atomic(Path(dst), write)
+
+
+def _atomic(path: Path, write) -> Path:
+    """Let ``write`` fill a temp file beside ``path``, then rename it over ``path`` (never half a file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        _commit(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(dst.parent)
-    return dst
+    _fsync_dir(path.parent)
+    return path
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

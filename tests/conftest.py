@@ -55,3 +55,13 @@ def cuda_device():
     if not torch.cuda.is_available():
         pytest.skip("CUDA is not available")
     return torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny problems gain nothing from intra-op threads, and on a busy CPU the hand-offs dominate (10x
+    slower steps measured); the setting is restored for the other modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,13 +21,7 @@ from pyjlode.ode.adjoint import AdjointStats, odeint_adjoint
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: a second intra-op thread only adds contention on a busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TOL = dict(rtol=1e-10, atol=1e-10)

@@ -21,13 +21,7 @@ from pyjlode.ode.adjoint_dynamics import MEMO_SIZE
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: a second intra-op thread only adds contention on a busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Found by a sweep: at this size torchdiffeq's adjoint is off by ~1e4 (tau 0.02: ~1e5; 0.05: ~10).

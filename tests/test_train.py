@@ -26,14 +26,7 @@ def write_corpus(path, lines: int = 400, seed: int = 0):
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs
-    # dominate (10x slower); restore the setting for the other test modules.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
