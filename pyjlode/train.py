@@ -214,10 +214,17 @@ class Trainer:
         """Forward, loss, backward, clip, update on one (t, B) window; returns the loss."""
         self.model.train()
         state = None if self.carry is None else self._reset_some(self.model.detach_state(self.carry))
-        logits, state = self.net(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        if not torch.isfinite(loss):
-            raise TrainingStopped(f"non-finite loss ({loss.item()}) at step {self.progress.step + 1}")
+        failure = None
+        try:
+            logits, state = self.net(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+            if not torch.isfinite(loss):
+                failure = TrainingStopped(f"non-finite loss ({loss.item()}) at step {self.progress.step + 1}")
+        except SolverError as exc:
+            failure = exc
+        # Ranks agree before backward: one rank raising alone would leave the others in the all-reduce.
+        if dist.any_rank(failure is not None, self.info):
+            raise failure or TrainingStopped(f"another rank failed at step {self.progress.step + 1}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.tcfg.clip if self.tcfg.clip > 0 else math.inf
