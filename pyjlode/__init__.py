@@ -27,7 +27,7 @@ _EXPORTS = {
     "CELLS": "pyjlode.models", "RecurrentCell": "pyjlode.models", "make_cell": "pyjlode.models",
     "detach_state": "pyjlode.models", "LanguageModel": "pyjlode.models", "ModelConfig": "pyjlode.models",
     # training and evaluation, as the command line runs them
-    "TrainConfig": "pyjlode.train", "evaluate_checkpoint": "pyjlode.evaluate",
+    "TrainConfig": "pyjlode.training.loop", "evaluate_checkpoint": "pyjlode.evaluation.evaluate",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
@@ -57,5 +57,5 @@ if TYPE_CHECKING:  # static tools see ordinary imports
     from .ode.methods import SOLVERS, get_method
     from .ode.problem import SolveStats
     from .ode.tableaus import ButcherTableau, RosenbrockTableau
-    from .evaluate import evaluate_checkpoint
-    from .train import TrainConfig
+    from .evaluation.evaluate import evaluate_checkpoint
+    from .training.loop import TrainConfig

@@ -2,7 +2,7 @@
 
     python scripts/bench_gruode.py --repeats 5 --train-steps 8 --write docs/benchmarks.md
 """
-from pyjlode.bench import bench_command
+from pyjlode.experiments.bench import bench_command
 
 if __name__ == "__main__":
     bench_command(prog_name="scripts/bench_gruode.py")

@@ -13,9 +13,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from pyjlode.checkpoint import load_checkpoint, load_vocab, model_from_checkpoint
+from pyjlode.training.checkpoint_io import load_checkpoint, load_vocab, model_from_checkpoint
 from pyjlode.data import batchify
-from pyjlode.evaluate import _split_ids, evaluate_nll
+from pyjlode.evaluation.evaluate import _split_ids, evaluate_nll
 
 
 def _hidden(state) -> torch.Tensor:

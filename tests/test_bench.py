@@ -1,4 +1,4 @@
-"""The GRU-ODE benchmark harness (pyjlode.bench): its cases compute the same model, and it reports honestly.
+"""The GRU-ODE benchmark harness (pyjlode.experiments.bench): its cases compute the same model, and it reports honestly.
 
 Tiny sizes only; no timings are asserted (the benchmark is the judge of speed, not the tests).
 """
@@ -8,8 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pyjlode import bench
-from pyjlode import bench_cases as bc
+from pyjlode.experiments import bench
+from pyjlode.experiments import bench_cases as bc
 
 pytest.importorskip("torchdiffeq")
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from pyjlode import checkpoint as ck
-from pyjlode.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pyjlode.training import checkpoint_io as ck
+from pyjlode.training.checkpoint_io import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def _payload(value: float) -> dict:
@@ -78,7 +78,7 @@ def test_sigkill_between_write_and_rename_keeps_previous_checkpoint(tmp_path):
     path = save_checkpoint(_payload(1.0), tmp_path / "last.pt")
     child = textwrap.dedent(f"""
         import os, signal, torch
-        from pyjlode import checkpoint as ck
+        from pyjlode.training import checkpoint_io as ck
         ck._commit = lambda tmp, target: os.kill(os.getpid(), signal.SIGKILL)
         ck.save_checkpoint({{"progress": {{"step": 9}}, "w": torch.ones(1000)}}, {str(path)!r})
     """)

@@ -16,11 +16,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pyjlode import train as train_mod
-from pyjlode.checkpoint import load_checkpoint
+from pyjlode.training import loop as train_mod
+from pyjlode.training.checkpoint_io import load_checkpoint
 from pyjlode.cli import cli, main, wants_julia
 from pyjlode.models import LanguageModel
-from pyjlode.train import TrainConfig
+from pyjlode.training.loop import TrainConfig
 
 WORDS = "the king and queen of england went to see a play in london with many friends".split()
 SMALL = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "--bptt", "8", "--eval-tokens",

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from exp_helpers import (max_diff, run_python, single_thread, state_dict, tiny_cli_args, train_tiny,
                          write_corpus)
 
-from pyjlode import train as train_mod
-from pyjlode.checkpoint import load_checkpoint
+from pyjlode.training import loop as train_mod
+from pyjlode.training.checkpoint_io import load_checkpoint
 from pyjlode.cli import cli
 from pyjlode.experiments import compare as compare_mod
 from pyjlode.experiments import runs
@@ -22,7 +22,7 @@ from pyjlode.ode.errors import StepSizeUnderflow
 # last.pt: the new file is fully written under its temporary name, the rename never happens.
 KILLER = textwrap.dedent("""
     import os, signal, sys, torch
-    from pyjlode import checkpoint as ck
+    from pyjlode.training import checkpoint_io as ck
     real = ck._commit
     def commit(tmp, target):
         if torch.load(tmp, weights_only=True)["progress"]["step"] >= int(os.environ["KILL_AT"]):

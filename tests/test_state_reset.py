@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pyjlode.distributed import DistInfo
-from pyjlode.train import Progress, TrainConfig, Trainer
+from pyjlode.training.distributed import DistInfo
+from pyjlode.training.loop import Progress, TrainConfig, Trainer
 
 
 def _trainer(p, rank=0, world=1, step=0):

@@ -10,11 +10,11 @@ import signal
 import pytest
 import torch
 
-from pyjlode import train as train_mod
-from pyjlode.checkpoint import load_checkpoint
+from pyjlode.training import loop as train_mod
+from pyjlode.training.checkpoint_io import load_checkpoint
 from pyjlode.models import LanguageModel
 from pyjlode.ode.errors import StepSizeUnderflow
-from pyjlode.train import TrainConfig, TrainingStopped, build_configs, train
+from pyjlode.training.loop import TrainConfig, TrainingStopped, build_configs, train
 
 WORDS = "the king and queen of england went to see a play in london with many friends".split()
 

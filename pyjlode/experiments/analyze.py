@@ -36,7 +36,7 @@ def expand_checkpoints(paths: Sequence[str]) -> list[str]:
     for p in paths:
         found = sorted(glob.glob(os.path.join(p, "*.pt"))) if os.path.isdir(p) else [p]
         if not found:
-            from ..checkpoint import CheckpointError
+            from ..training.checkpoint_io import CheckpointError
             raise CheckpointError(f"no .pt checkpoints in {p}; pass a checkpoint written by 'pyjlode train'")
         out += [f for f in found if f not in out]
     return out
@@ -44,8 +44,8 @@ def expand_checkpoints(paths: Sequence[str]) -> list[str]:
 
 def load_model(path: str, device: str = "cpu"):
     """(model in eval mode, checkpoint dict) from a checkpoint file or run folder."""
-    from ..checkpoint import load_checkpoint
-    from ..evaluate import model_from_checkpoint
+    from ..training.checkpoint_io import load_checkpoint
+    from ..evaluation.evaluate import model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     return model_from_checkpoint(ckpt, device).eval(), ckpt
@@ -54,7 +54,7 @@ def load_model(path: str, device: str = "cpu"):
 def heldout_ids(ckpt: dict, split: str, corpus: str | None = None) -> torch.Tensor:
     """Token ids of a split of the checkpoint's corpus (or ``corpus``), in the checkpoint's vocabulary."""
     from ..data import load_splits
-    from ..evaluate import load_vocab
+    from ..evaluation.evaluate import load_vocab
 
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))

@@ -116,7 +116,7 @@ def robustness(models: Mapping[str, tuple], sigmas: Sequence[float], *, bptt: in
     Returns:
         Rows: label, sigma, ppl, ppl_rel (ppl / clean ppl), status (a failed solve: "failed" and error).
     """
-    from ..evaluate import evaluate_nll
+    from ..evaluation.evaluate import evaluate_nll
 
     rows = []
     for label, (model, data) in models.items():

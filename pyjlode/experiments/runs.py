@@ -27,7 +27,7 @@ def train_run(run_dir: str, options: Mapping[str, Any], echo: Callable[[str], No
     Raises:
         KeyboardInterrupt: training was interrupted (Ctrl-C); last.pt holds where it stopped.
     """
-    from ..train import build_configs, train
+    from ..training.loop import build_configs, train
 
     mcfg, tcfg = build_configs({**options, "out": run_dir})
     resume = os.path.isfile(os.path.join(run_dir, "last.pt"))
@@ -43,7 +43,7 @@ def train_run(run_dir: str, options: Mapping[str, Any], echo: Callable[[str], No
 
 def check_options(options: Mapping[str, Any]) -> None:
     """Raise the one-line ValueError `train` would give for these options, before any data is read."""
-    from ..train import build_configs, validate
+    from ..training.loop import build_configs, validate
 
     validate(*build_configs(dict(options)))
 
@@ -97,7 +97,7 @@ def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
     Throughput and NFE per token are means over the run's logged training windows; the best validation
     perplexity is the training loop's (on its validation subset).
     """
-    from ..evaluate import evaluate_checkpoint
+    from ..evaluation.evaluate import evaluate_checkpoint
 
     opts = {"split": "test", **evaluate_options}
     r = evaluate_checkpoint(run_dir, **opts)
@@ -126,8 +126,8 @@ def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
 
 def vocab_size_for(train_options: Mapping[str, Any]) -> int:
     """Size of the vocabulary a run with these options builds (reads and tokenises the corpus once)."""
-    from ..distributed import DistInfo
-    from ..train import build_configs, prepare_corpus
+    from ..training.distributed import DistInfo
+    from ..training.loop import build_configs, prepare_corpus
 
     _, tcfg = build_configs({k: v for k, v in train_options.items()})
     return len(prepare_corpus(tcfg, DistInfo()).vocab)
@@ -138,7 +138,7 @@ def param_counter(train_options: Mapping[str, Any], vocab_size: int) -> Callable
     from dataclasses import replace
 
     from ..models import LanguageModel
-    from ..train import build_configs
+    from ..training.loop import build_configs
 
     def count(model: str, hidden: int) -> int:
         mcfg, _ = build_configs({**train_options, "model": model})
@@ -150,6 +150,6 @@ def param_counter(train_options: Mapping[str, Any], vocab_size: int) -> Callable
 
 def base_hidden_size(train_options: Mapping[str, Any]) -> int:
     """The hidden size these options give (the ModelConfig default when not set)."""
-    from ..train import build_configs
+    from ..training.loop import build_configs
 
     return int(build_configs(dict(train_options))[0].hidden_size)

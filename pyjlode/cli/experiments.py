@@ -19,7 +19,7 @@ _OWN = {"model", "seed", "out", "resume", "dry_run"}   # train options compare r
 
 def _train_params() -> list[click.Parameter]:
     """Fresh copies of `train`'s options, in its help order, minus the ones compare owns."""
-    from ..cli import train_options
+    from .app import train_options
 
     probe = train_options(lambda: None)
     return [p for p in reversed(probe.__click_params__) if p.name not in _OWN]
@@ -44,7 +44,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def parse_models(text: str) -> list[str]:
     """"rnn,gru" -> ["rnn", "gru"], checked against the model names of `train`."""
-    from ..cli import MODELS
+    from .app import MODELS
 
     models = [m.lower() for m in _csv_list(text, "--models")]
     bad = [m for m in models if m not in MODELS]
@@ -56,7 +56,7 @@ def parse_models(text: str) -> list[str]:
 def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, gen_len, temperature, top_k,
              eval_split, **train_opts) -> None:
     """Train each model under the same budget and data, evaluate each, write tables and plots to --out."""
-    from .compare import compare, parse_variants
+    from ..experiments.compare import compare, parse_variants
 
     if train_opts.get("max_vocab") == 0:
         train_opts["max_vocab"] = None
@@ -66,7 +66,7 @@ def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, ge
                                            gen_len=gen_len, temperature=temperature, top_k=top_k or None,
                                            device=train_opts.get("device") or "auto"),
                      log=click.echo)
-    from .tables import markdown_table
+    from ..experiments.tables import markdown_table
 
     click.echo(markdown_table(result["aggregated"]))
     click.echo("wrote " + ", ".join(result["files"].values()))
@@ -79,8 +79,8 @@ def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, ge
 def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs, pair_batches, batch_size,
              sigmas, robust_tokens, seed, device) -> None:
     """Jacobian spectrum, solver work per pair, and robustness to embedding noise of a GRU-ODE."""
-    from .analyze import analyze
-    from .compare import parse_variants
+    from ..experiments.analyze import analyze
+    from ..experiments.compare import parse_variants
 
     try:
         sigma_list = [float(s) for s in _csv_list(sigmas, "--sigmas")]
@@ -160,7 +160,7 @@ def _analyze_params() -> list[click.Parameter]:
 
 
 def _friendly(fn):
-    from ..cli import friendly_errors
+    from .app import friendly_errors
 
     return friendly_errors(fn)
 

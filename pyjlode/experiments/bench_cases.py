@@ -1,4 +1,4 @@
-"""The cases of the GRU-ODE training-step benchmark (``pyjlode.bench`` drives them).
+"""The cases of the GRU-ODE training-step benchmark (``pyjlode.experiments.bench`` drives them).
 
 One training step = forward over T tokens of a (B, I) batch, loss = sum over tokens of mean(h²),
 backward to the four GRU weights (weight_ih, weight_hh, bias_ih, bias_hh). Every case gets copies of
@@ -129,7 +129,7 @@ def _module(case: str, w: dict, cfg: BenchConfig):
         mod = torch.nn.GRU(cfg.input, cfg.hidden)
         names = [f"{k}_l0" for k in PARAM_NAMES]
     else:
-        from .models.gru_ode import GRUODE
+        from ..models.gru_ode import GRUODE
 
         solver = {"tsit5": ("Tsit5", "Tsit5"), "kencarp4": ("Tsit5", "KenCarp4"), "euler": ("Euler", None)}[case]
         mod = GRUODE(cfg.input, cfg.hidden, solver=solver[0], backward_solver=solver[1], rtol=cfg.rtol,
@@ -227,7 +227,7 @@ def rel_error(grads: list, ref: list) -> float:
 def cost_floor(cfg: BenchConfig, n: int = 200) -> dict:
     """Median seconds of one batched GRU-ODE field evaluation f(h) and of its analytic VJP (no grad):
     the cost of one NFE that no solver can avoid."""
-    from .models.gru_ode_field import GRUODEField
+    from ..models.gru_ode_field import GRUODEField
 
     w, x64 = make_inputs(cfg)
     dt, dev = cfg.torch_dtype, cfg.device

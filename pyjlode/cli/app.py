@@ -22,12 +22,12 @@ SOLVER_HELP = ("Tsit5, DP5 (dopri5), RK4, Euler, or a stiff one: KenCarp4, Kvaer
 
 def _user_errors() -> tuple[type, ...]:
     """Exception types that mean bad input or a stopped run (imported late: they live in torch-side modules)."""
-    from .ode.errors import SolverError
-    from .train import TrainingStopped
+    from ..ode.errors import SolverError
+    from ..training.loop import TrainingStopped
 
     kinds: list[type] = [ValueError, SolverError, TrainingStopped, FileNotFoundError]
     try:
-        from .backends import BackendUnavailable
+        from ..backends import BackendUnavailable
         kinds.append(BackendUnavailable)
     except ImportError:
         pass
@@ -155,7 +155,7 @@ def train_options(fn):
 @friendly_errors
 def train(ctx: click.Context, **options) -> None:
     """Train a language model; checkpoints and metrics.jsonl go to --out."""
-    from .train import build_configs, train as run_training
+    from ..training.loop import build_configs, train as run_training
 
     resume = options.pop("resume")
     options["out"] = options["out"] or os.path.join("runs", options["model"])
@@ -204,7 +204,7 @@ _BACKEND = click.option("--backend", type=click.Choice(["torch", "julia"]), defa
 def evaluate(checkpoint, split, corpus, as_json, prompts, prompt_len, gen_len, temperature, top_k, seed,
              batch_size, device, backend) -> None:
     """Perplexity on a split, then BLEU, ROUGE and diversity of sampled continuations."""
-    from .evaluate import evaluate_checkpoint, format_report
+    from ..evaluation.evaluate import evaluate_checkpoint, format_report
 
     result = evaluate_checkpoint(checkpoint, split=split, prompts=prompts, prompt_len=prompt_len,
                                  gen_len=gen_len, temperature=temperature, top_k=top_k or None, seed=seed,
@@ -225,7 +225,7 @@ def evaluate(checkpoint, split, corpus, as_json, prompts, prompt_len, gen_len, t
 @friendly_errors
 def generate(checkpoint, prompt, max_tokens, temperature, top_k, seed, device, backend) -> None:
     """Continue a prompt with a trained model."""
-    from .evaluate import generate_text
+    from ..evaluation.evaluate import generate_text
 
     click.echo(generate_text(checkpoint, prompt, max_tokens=max_tokens, temperature=temperature,
                              top_k=top_k or None, seed=seed, device=device, backend=backend))
@@ -241,7 +241,7 @@ def generate(checkpoint, prompt, max_tokens, temperature, top_k, seed, device, b
 @friendly_errors
 def doctor(backend) -> None:
     """Check that an engine works here and say how to fix it when not."""
-    from .backends.doctor import run_doctor
+    from ..backends.doctor import run_doctor
 
     sys.exit(run_doctor(backend))
 
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if wants_julia(args):
         try:
-            from .backends import julia
+            from ..backends import julia
 
             julia.preload()  # juliacall must start before torch is imported
         except Exception:
@@ -276,10 +276,10 @@ def main(argv: list[str] | None = None) -> None:
 
 # compare and analyze live in experiments/cli_commands.py (EXPERIMENTS added these lines); built last
 # because they reuse train_options and friendly_errors from above.
-from .experiments.cli_commands import make_commands  # noqa: E402
+from .experiments import make_commands  # noqa: E402
 for _command in make_commands():
     cli.add_command(_command)
 
 # `pyjlode bench` is the GRU-ODE training-step benchmark (pyjlode/bench.py, scripts/bench_gruode.py).
-from .bench import bench_command  # noqa: E402
+from ..experiments.bench import bench_command  # noqa: E402
 cli.add_command(bench_command)

@@ -159,7 +159,7 @@ def to_device(state: Any, device) -> Any:
 
 def load_vocab(ckpt: dict):
     """(Tokenizer, Vocab) stored in a checkpoint."""
-    from .data import Tokenizer, Vocab
+    from ..data import Tokenizer, Vocab
 
     return Tokenizer.from_dict(ckpt["tokenizer"]), Vocab.from_dict(ckpt["vocab"])
 
@@ -170,7 +170,7 @@ def model_from_checkpoint(ckpt: dict, device="cpu", backend: str | None = None):
     Args:
         backend: run a GRU-ODE on this engine ("torch" or "julia") instead of the one it was trained with.
     """
-    from .models import LanguageModel, ModelConfig
+    from ..models import LanguageModel, ModelConfig
 
     cfg = ModelConfig(**ckpt["model_config"])
     if backend is not None and cfg.cell == "gru-ode":

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint, load_vocab, model_from_checkpoint, resolve_checkpoint
+from ..training.checkpoint_io import load_checkpoint, load_vocab, model_from_checkpoint, resolve_checkpoint
 
 
 # --------------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def evaluate_nll(model, data: torch.Tensor, bptt: int, info=None) -> tuple[float
     Returns:
         (mean NLL, number of predicted tokens).
     """
-    from .data import get_batch
+    from ..data import get_batch
 
     was_training = model.training
     model.eval()
@@ -52,7 +52,7 @@ def evaluate_nll(model, data: torch.Tensor, bptt: int, info=None) -> tuple[float
         count += y.numel()
     model.train(was_training)
     if info is not None and info.world_size > 1:
-        from .distributed import all_reduce_sum
+        from ..training.distributed import all_reduce_sum
 
         total, count = all_reduce_sum([total, float(count)], info)
     return total / max(count, 1), int(count)
@@ -67,7 +67,7 @@ def _device(device: str) -> torch.device:
 
 
 def _split_ids(ckpt: dict, split: str, corpus: str | None, tokenizer, vocab) -> torch.Tensor:
-    from .data import load_splits
+    from ..data import load_splits
 
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
@@ -165,7 +165,7 @@ def _ppl(nll: float) -> float:
 def generation_samples(model, ids: torch.Tensor, *, prompts: int, prompt_len: int, gen_len: int,
                        temperature: float, top_k: int | None, seed: int) -> list[tuple[torch.Tensor, ...]]:
     """(prompt, reference, generated) id tensors for ``prompts`` evenly spaced positions of ``ids``."""
-    from .data import DataError
+    from ..data import DataError
 
     span = prompt_len + gen_len
     if prompts < 1 or prompt_len < 1 or gen_len < 1:
@@ -226,7 +226,7 @@ def evaluate_checkpoint(checkpoint, *, split: str = "test", prompts: int = 50, p
         ``protocol`` (the settings, stated), the metric values and three ``examples``.
     """
     from . import metrics
-    from .data import DataError, batchify
+    from ..data import DataError, batchify
 
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)

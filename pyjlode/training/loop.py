@@ -2,7 +2,7 @@
 
 The loop is one importable function, :func:`train`, driven by two dataclasses (the model's ``ModelConfig``
 and :class:`TrainConfig`); the CLI only builds them (:func:`build_configs`). Everything rank-dependent goes
-through :mod:`pyjlode.distributed` (a no-op for one process): only the main rank logs and writes files, the
+through :mod:`pyjlode.training.distributed` (a no-op for one process): only the main rank logs and writes files, the
 stream is sharded by columns, and the recurrent state is gathered before it is saved.
 
 Exact resume: a checkpoint holds the parameters, optimizer and scheduler state, every RNG state, the position
@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed as dist
-from .checkpoint import (load_checkpoint, load_vocab, model_from_checkpoint, rng_state, save_checkpoint,
+from .checkpoint_io import (load_checkpoint, load_vocab, model_from_checkpoint, rng_state, save_checkpoint,
                          seed_everything, set_rng_state, snapshot_checkpoint, to_device)
-from .evaluate import RunLog, evaluate_nll
-from .ode.errors import SolverError
+from ..evaluation.evaluate import RunLog, evaluate_nll
+from ..ode.errors import SolverError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 # Fields a resumed run takes from the command line; everything else comes from the checkpoint.
@@ -97,7 +97,7 @@ def build_configs(options: Mapping[str, Any]):
     Unknown keys raise; ``None`` values keep the defaults. ODE options go to ``cell_options`` for the
     GRU-ODE only. ``vocab_size`` is 0 here; :func:`train` sets it from the vocabulary.
     """
-    from .models import ModelConfig
+    from ..models import ModelConfig
 
     train_names = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - train_names - set(_MODEL_KEYS) - set(_CELL_KEYS)
@@ -115,8 +115,8 @@ def build_configs(options: Mapping[str, Any]):
 
 def validate(mcfg, tcfg: TrainConfig) -> None:
     """Check names and sizes before any data is read; one-line ValueError naming the fix."""
-    from .models import CELLS
-    from .ode.methods import get_method
+    from ..models import CELLS
+    from ..ode.methods import get_method
 
     if mcfg.cell not in CELLS:
         raise ValueError(f"unknown model '{mcfg.cell}'; choose one of: {', '.join(sorted(CELLS))}")
@@ -139,7 +139,7 @@ def validate(mcfg, tcfg: TrainConfig) -> None:
         raise ValueError(f"--lr must be positive (got {tcfg.lr})")
     if not 0 <= tcfg.state_reset < 1:
         raise ValueError(f"--state-reset must be in [0, 1) (got {tcfg.state_reset})")
-    from .models import LanguageModel
+    from ..models import LanguageModel
 
     LanguageModel.from_config(replace(mcfg, vocab_size=2))  # the model's own checks, before data is read
 
@@ -158,7 +158,7 @@ class Corpus:
 
 def prepare_corpus(tcfg: TrainConfig, info: dist.DistInfo, tokenizer=None, vocab=None) -> Corpus:
     """Load the corpus, build (or reuse) tokenizer and vocabulary on train, batchify train and valid."""
-    from .data import Tokenizer, Vocab, batchify, load_splits
+    from ..data import Tokenizer, Vocab, batchify, load_splits
 
     splits = load_splits(tcfg.corpus, cache_dir=tcfg.cache_dir)
     tokenizer = tokenizer or Tokenizer(level=tcfg.level, lowercase=tcfg.lowercase)
@@ -305,7 +305,7 @@ class Trainer:
 
     def run(self) -> str:
         """Train until epochs, max_steps or the time budget run out; returns which one stopped it."""
-        from .data import get_batch
+        from ..data import get_batch
 
         tc, p, data = self.tcfg, self.progress, self.corpus.train
         rows = data.size(0) - 1
@@ -368,7 +368,7 @@ def _option_value(name: str, mcfg, tcfg: TrainConfig):
 
 
 def _resume_configs(ckpt: dict, mcfg, tcfg: TrainConfig, explicit, echo) -> tuple[Any, TrainConfig]:
-    from .models import ModelConfig
+    from ..models import ModelConfig
 
     saved_m, saved_t = ModelConfig(**ckpt["model_config"]), TrainConfig(**ckpt["train_config"])
     ignored = [k for k in explicit if k not in RESUME_OVERRIDES
@@ -452,7 +452,7 @@ def _train(mcfg, tcfg: TrainConfig, ckpt: dict | None, info: dist.DistInfo, echo
 
 
 def _build_model(mcfg, info: dist.DistInfo):
-    from .models import LanguageModel
+    from ..models import LanguageModel
 
     return LanguageModel.from_config(mcfg).to(info.device)
 
@@ -480,7 +480,7 @@ def _run_guarded(trainer: Trainer) -> str:
     except TrainingStopped as exc:
         raise TrainingStopped(f"{exc}: stopped; {_kept(last)}") from None
     except SolverError as exc:
-        from .ode.methods import get_method
+        from ..ode.methods import get_method
 
         backward = trainer.mcfg.cell_options.get("backward_solver")
         stiff = backward is not None and get_method(backward).stiff
