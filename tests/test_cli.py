@@ -195,7 +195,7 @@ def _bad_corpus(tmp_path: Path, kind: str) -> Path:
     ("not-utf8", [], ["not UTF-8"]),
     ("tiny", ["--batch-size", "64"], ["fewer than one batch"]),
     ("ok", ["--solver", "Foo"], ["--solver", "unknown solver", "Tsit5", "KenCarp4"]),
-    ("ok", ["--stiff-solver", "Bar"], ["--stiff-solver", "Tsit5", "Rodas5P"]),
+    ("ok", ["--stiff-solver", "Bar"], ["--backward-solver", "Tsit5", "Rodas5P"]),
     ("ok", ["--tie-weights"], ["--tie-weights", "--embed-size"]),
     ("ok", ["--resume"], ["last.pt"]),
 ], ids=["missing-path", "empty", "non-utf8", "split-smaller-than-batch", "unknown-solver",
@@ -204,6 +204,30 @@ def test_bad_training_input(tmp_path, corpus, kind, extra, needles):
     path = corpus if kind == "ok" else _bad_corpus(tmp_path, kind)
     result = invoke("train", "--model", "gru-ode", "--corpus", path, "--out", tmp_path / "run", *SMALL, *extra)
     assert_one_line_error(result, *needles)
+
+
+def test_every_deliberate_error_is_a_pyjlode_error():
+    from pyjlode.backends import BackendUnavailable
+    from pyjlode.data import DataError
+    from pyjlode.errors import InputError, PyjlodeError
+    from pyjlode.ode.errors import SolverError
+    from pyjlode.training.checkpoint_io import CheckpointError
+    from pyjlode.training.loop import TrainingStopped
+
+    for kind in (InputError, DataError, CheckpointError, SolverError, TrainingStopped, BackendUnavailable):
+        assert issubclass(kind, PyjlodeError), kind
+    for kind in (InputError, DataError, CheckpointError):     # callers that catch ValueError still do
+        assert issubclass(kind, ValueError), kind
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, corpus, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug, not bad input")
+
+    monkeypatch.setattr(train_mod, "prepare_corpus", broken)
+    result = invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path, *SMALL)
+    assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+    assert "error: " not in result.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

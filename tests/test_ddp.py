@@ -97,5 +97,5 @@ def test_sharding_takes_contiguous_column_blocks():
 
 
 def test_batch_that_does_not_split_is_a_clear_error():
-    with pytest.raises(ValueError, match="--batch-size 6 does not split over 4 processes"):
+    with pytest.raises(ValueError, match="`batch_size` 6 does not split over 4 processes"):
         dist.shard_columns(torch.zeros(3, 6), dist.DistInfo(rank=0, world_size=4))

@@ -108,7 +108,7 @@ def test_solver_failure_in_the_backward_pass_names_it_and_keeps_checkpoint(tmp_p
 
     monkeypatch.setattr(GRUODEField, "vjp", vjp)
     out = tmp_path / "underflow"
-    _assert_stopped_with_good_checkpoint(_train_cli(corpus, out), out, "RK4", "--stiff-solver")
+    _assert_stopped_with_good_checkpoint(_train_cli(corpus, out), out, "RK4", "--backward-solver")
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_compare_marks_a_solver_failure_and_retries_it_next_time(tmp_path, monke
 
     def train_run(run_dir, options, echo=None):
         calls.append(run_dir)
-        if fail["on"] and options.get("stiff_solver") == "KenCarp4":
+        if fail["on"] and options.get("backward_solver") == "KenCarp4":
             raise StepSizeUnderflow("step size underflow", solver="KenCarp4", t=0.3, dt=1e-13)
         return {}
 

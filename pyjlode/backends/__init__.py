@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from ..errors import PyjlodeError
+
 BACKENDS = ("julia", "torch")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(PyjlodeError, RuntimeError):
     """A backend was requested but cannot run here; the message names what is missing and the fix."""
 
 

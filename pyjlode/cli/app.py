@@ -2,12 +2,10 @@
 
 Module-level imports stay light (no torch): ``main`` must be able to start Julia (``juliacall``) before torch
 is imported when ``--backend julia`` is on the command line. Torch-heavy modules are imported inside the
-commands. Bad input (DataError, ValueError, SolverError, checkpoint errors) becomes one line on stderr and
-exit code 2; set PYJLODE_TRACEBACK=1 to see the traceback instead.
+commands. Errors are reported as :mod:`pyjlode.cli.errors` describes.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -15,40 +13,11 @@ import sys
 import click
 from click.core import ParameterSource
 
+from .errors import friendly_errors
+
 MODELS = ("rnn", "gru", "lstm", "gru-ode")
 SOLVER_HELP = ("Tsit5, DP5 (dopri5), RK4, Euler, or a stiff one: KenCarp4, Kvaerno5, TRBDF2, Rodas4, Rodas5P, "
                "Rosenbrock23 (case-insensitive)")
-
-
-def _user_errors() -> tuple[type, ...]:
-    """Exception types that mean bad input or a stopped run (imported late: they live in torch-side modules)."""
-    from ..ode.errors import SolverError
-    from ..training.loop import TrainingStopped
-
-    kinds: list[type] = [ValueError, SolverError, TrainingStopped, FileNotFoundError]
-    try:
-        from ..backends import BackendUnavailable
-        kinds.append(BackendUnavailable)
-    except ImportError:
-        pass
-    return tuple(kinds)
-
-
-def friendly_errors(fn):
-    """Turn a user error raised by ``fn`` into one line on stderr and exit code 2."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get("PYJLODE_TRACEBACK") or not isinstance(exc, _user_errors()):
-                raise
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            click.echo(f"error: {message}", err=True)
-            sys.exit(2)
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -81,7 +50,7 @@ _TRAIN_OPTIONS = [
     click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                  help="Folder for downloaded corpora (default: the user's cache folder)."),
     click.option("--solver", default=None, help=f"GRU-ODE forward solver [default: Tsit5]: {SOLVER_HELP}."),
-    click.option("--stiff-solver", default=None,
+    click.option("--backward-solver", "--stiff-solver", "backward_solver", default=None,
                  help="Solver for the adjoint's backward pass, e.g. KenCarp4 [default: same as --solver]."),
     click.option("--sensealg", default=None,
                  help="Adjoint sensitivity algorithm: interpolating or backsolve [default: interpolating]."),

@@ -14,6 +14,9 @@ import sys
 
 import click
 
+from ..errors import InputError
+from .errors import friendly_errors
+
 _OWN = {"model", "seed", "out", "resume", "dry_run"}   # train options compare replaces or drops
 
 
@@ -28,18 +31,17 @@ def _train_params() -> list[click.Parameter]:
 def _csv_list(text: str, what: str) -> list[str]:
     items = [s.strip() for s in (text or "").split(",") if s.strip()]
     if not items:
-        raise ValueError(f"{what} is empty; give a comma-separated list")
+        raise InputError(f"{what} is empty; give a comma-separated list")
     return items
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"1,2,3" -> [1, 2, 3]; a one-line ValueError otherwise."""
+    """"1,2,3" -> [1, 2, 3]; a one-line InputError otherwise."""
+    items = _csv_list(text, "--seeds")
     try:
-        return [int(s) for s in _csv_list(text, "--seeds")]
-    except ValueError as exc:
-        if "empty" in str(exc):
-            raise
-        raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3 (got {text!r})") from None
+        return [int(s) for s in items]
+    except ValueError:
+        raise InputError(f"--seeds must be comma-separated integers, e.g. 1,2,3 (got {text!r})") from None
 
 
 def parse_models(text: str) -> list[str]:
@@ -49,7 +51,7 @@ def parse_models(text: str) -> list[str]:
     models = [m.lower() for m in _csv_list(text, "--models")]
     bad = [m for m in models if m not in MODELS]
     if bad:
-        raise ValueError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(MODELS)}")
+        raise InputError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(MODELS)}")
     return list(dict.fromkeys(models))
 
 
@@ -85,9 +87,9 @@ def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs,
     try:
         sigma_list = [float(s) for s in _csv_list(sigmas, "--sigmas")]
     except ValueError:
-        raise ValueError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
+        raise InputError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
     if any(s < 0 for s in sigma_list):
-        raise ValueError("--sigmas must be non-negative")
+        raise InputError("--sigmas must be non-negative")
     result = analyze(list(checkpoint), baselines=list(baseline), out_dir=out, split=split, corpus=corpus,
                      max_tokens=max_tokens, every=every, pairs=parse_variants(pairs),
                      pair_batches=pair_batches, batch_size=batch_size, sigmas=sigma_list,
@@ -105,7 +107,7 @@ def _compare_params() -> list[click.Parameter]:
                      help="Comma-separated seeds; one run per model and seed (tables show mean ± std)."),
         click.Option(["--variants"], default=None,
                      help="GRU-ODE solver settings to compare, each SOLVER/BACKWARD_SOLVER, comma-separated, "
-                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--stiff-solver only]."),
+                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--backward-solver only]."),
         click.Option(["--match-params"], is_flag=True,
                      help="Resize each model's hidden layer to match the GRU-ODE's (else the first model's) "
                           "parameter count."),
@@ -159,21 +161,15 @@ def _analyze_params() -> list[click.Parameter]:
     ]
 
 
-def _friendly(fn):
-    from .app import friendly_errors
-
-    return friendly_errors(fn)
-
-
 def make_commands() -> list[click.Command]:
     """[compare, analyze] as click.Command objects (call after pyjlode.cli defines train_options)."""
     compare = click.Command(
-        "compare", callback=_friendly(_compare), params=_compare_params(),
+        "compare", callback=friendly_errors(_compare), params=_compare_params(),
         help="Train RNN/GRU/LSTM/GRU-ODE (and GRU-ODE solver variants) under one budget and data, evaluate "
              "each, and write results.csv, results.md and plots. Takes every option of `train`.",
         short_help="Train and compare several models.")
     analyze = click.Command(
-        "analyze", callback=_friendly(_analyze), params=_analyze_params(),
+        "analyze", callback=friendly_errors(_analyze), params=_analyze_params(),
         help="Study a trained GRU-ODE on held-out text: Jacobian spectrum along the trajectory (and over "
              "training), solver work per (solver, backward solver) pair, and perplexity under embedding "
              "noise against --baseline checkpoints. Writes tables and PNG plots.",

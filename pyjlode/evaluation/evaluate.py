@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..training.checkpoint_io import load_checkpoint, load_vocab, model_from_checkpoint, resolve_checkpoint
 
 
@@ -62,7 +63,7 @@ def _device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu")
+        raise InputError("`device` cuda was asked for but CUDA is not available; use `device` cpu")
     return torch.device(device)
 
 
@@ -72,7 +73,7 @@ def _split_ids(ckpt: dict, split: str, corpus: str | None, tokenizer, vocab) -> 
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
     if split not in splits:
-        raise ValueError(f"unknown split '{split}'; choose one of: {', '.join(splits)}")
+        raise InputError(f"unknown `split` '{split}'; choose one of: {', '.join(splits)}")
     return vocab.encode(tokenizer.tokenize(splits[split]))
 
 
@@ -169,10 +170,10 @@ def generation_samples(model, ids: torch.Tensor, *, prompts: int, prompt_len: in
 
     span = prompt_len + gen_len
     if prompts < 1 or prompt_len < 1 or gen_len < 1:
-        raise ValueError("--prompts, --prompt-len and --gen-len must be at least 1")
+        raise InputError("`prompts`, `prompt_len` and `gen_len` must be at least 1")
     if len(ids) < span:
         raise DataError(f"split has {len(ids)} tokens, fewer than one prompt plus continuation ({span}); "
-                        "lower --prompt-len/--gen-len")
+                        "lower `prompt_len`/`gen_len`")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     last = len(ids) - span
@@ -291,7 +292,7 @@ def generate_text(checkpoint, prompt: str, *, max_tokens: int = 50, temperature:
     an empty prompt starts a new line.
     """
     if max_tokens < 1:
-        raise ValueError(f"--max-tokens must be at least 1 (got {max_tokens})")
+        raise InputError(f"`max_tokens` must be at least 1 (got {max_tokens})")
     ckpt = load_checkpoint(checkpoint)
     tokenizer, vocab = load_vocab(ckpt)
     dev = _device(device)

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..errors import InputError
 from . import plots, probes, tables
 from .spectrum import gruode_cells, per_token_series, trajectory_spectrum
 
@@ -59,7 +60,7 @@ def heldout_ids(ckpt: dict, split: str, corpus: str | None = None) -> torch.Tens
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
     if split not in splits:
-        raise ValueError(f"unknown split '{split}'; choose one of: {', '.join(splits)}")
+        raise InputError(f"unknown `split` '{split}'; choose one of: {', '.join(splits)}")
     tokenizer, vocab = load_vocab(ckpt)
     return vocab.encode(tokenizer.tokenize(splits[split]))
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
+
 CASES = ("td-adjoint", "td-direct", "tsit5", "kencarp4", "euler", "gru")
 CASE_LABELS = {
     "td-adjoint": "(a) torchdiffeq odeint_adjoint, dopri5",
@@ -300,7 +302,7 @@ def write_section(path: str | Path, body: str) -> None:
     text = path.read_text()
     start, end = MARKERS
     if start not in text or end not in text or text.index(start) > text.index(end):
-        raise ValueError(f"{path} has no '{start}' ... '{end}' section; add the two markers first")
+        raise InputError(f"{path} has no '{start}' ... '{end}' section; add the two markers first")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{start}\n{body.strip()}\n{end}{tail}")

@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from ..errors import InputError
 from . import plots, runs, tables
 
 RESULT_FILE = "result.json"
@@ -39,7 +40,7 @@ def parse_variants(text: str | Sequence[str] | None) -> list[tuple[str, str | No
     """"Tsit5/Tsit5,Tsit5/KenCarp4" -> [("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4")]; "Tsit5" -> [("Tsit5", None)].
 
     Raises:
-        ValueError: an empty or malformed entry.
+        InputError: an empty or malformed entry.
     """
     if not text:
         return []
@@ -48,7 +49,7 @@ def parse_variants(text: str | Sequence[str] | None) -> list[tuple[str, str | No
     for item in items:
         parts = [p.strip() for p in item.strip().split("/")]
         if not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
-            raise ValueError(f"bad --variants entry {item!r}; write SOLVER or SOLVER/BACKWARD_SOLVER, "
+            raise InputError(f"bad `variants` entry {item!r}; write SOLVER or SOLVER/BACKWARD_SOLVER, "
                              "comma-separated, e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4'")
         out.append((parts[0], parts[1] if len(parts) == 2 else None))
     return out
@@ -65,7 +66,7 @@ def plan_runs(models: Sequence[str], seeds: Sequence[int], variants, train_optio
     for model in models:
         kinds: list[tuple[str, dict]] = [(model, {})]
         if model == "gru-ode" and variants:
-            kinds = [(f"gru-ode {s}/{b or s}", {"solver": s, "stiff_solver": b}) for s, b in variants]
+            kinds = [(f"gru-ode {s}/{b or s}", {"solver": s, "backward_solver": b}) for s, b in variants]
         for label, extra in kinds:
             for seed in seeds:
                 opts = dict(train_options, model=model, seed=int(seed), **extra)
@@ -179,12 +180,12 @@ def compare(models: Sequence[str], train_options: Mapping, seeds: Sequence[int] 
         {"runs": per-run rows, "aggregated": per-label rows, "files": {name: path}}.
     """
     if not models:
-        raise ValueError("no models to compare; pass e.g. --models rnn,gru,lstm,gru-ode")
+        raise InputError("no models to compare; pass e.g. `models` rnn,gru,lstm,gru-ode")
     variants = parse_variants(variants) if isinstance(variants, str) or variants is None else list(variants)
     hidden = None
     if match_params:
         if train_options.get("tie_weights"):
-            raise ValueError("--match-params changes hidden sizes, so it cannot be combined with --tie-weights")
+            raise InputError("`match_params` changes hidden sizes, so it cannot be combined with `tie_weights`")
         count = runs.param_counter(train_options, runs.vocab_size_for(train_options))
         hidden = match_hidden_sizes(list(models), runs.base_hidden_size(train_options), count)
         log("[compare] hidden sizes matched on parameter count: " +

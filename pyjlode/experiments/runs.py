@@ -18,7 +18,7 @@ def train_run(run_dir: str, options: Mapping[str, Any], echo: Callable[[str], No
 
     Args:
         run_dir: the run folder (``--out`` of `pyjlode train`).
-        options: `train` options (CLI names: model, layers, stiff_solver, ... and TrainConfig fields).
+        options: `train` options (CLI names: model, layers, backward_solver, ... and TrainConfig fields).
         echo: where the loop's evaluation lines go.
 
     Returns:

@@ -7,6 +7,7 @@ from typing import Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .gru_ode import GRUODE
 
 State = Union[Tensor, tuple]
@@ -103,7 +104,7 @@ def _canonical(name: str) -> str:
     if key == "gruode":
         key = "gru-ode"
     if key not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; choose one of: {', '.join(sorted(CELLS))}")
+        raise InputError(f"unknown cell {name!r}; choose one of: {', '.join(sorted(CELLS))}")
     return key
 
 
@@ -112,7 +113,7 @@ def make_cell(name: str, input_size: int, hidden_size: int, num_layers: int = 1,
     """Build the recurrent core called ``name`` (case-insensitive; "gru_ode" works too).
 
     Raises:
-        ValueError: unknown name (the message lists CELLS), or options the cell does not take
+        InputError: unknown name (the message lists CELLS), or options the cell does not take
             (solver settings belong to "gru-ode" only).
     """
     key = _canonical(name)
@@ -120,5 +121,5 @@ def make_cell(name: str, input_size: int, hidden_size: int, num_layers: int = 1,
     extra = sorted(set(options) - set(cls.options))
     if extra:
         takes = f"it takes: {', '.join(cls.options)}" if cls.options else "it takes none"
-        raise ValueError(f"cell {key!r} does not take option(s) {', '.join(extra)}; {takes}")
+        raise InputError(f"cell {key!r} does not take option(s) {', '.join(extra)}; {takes}")
     return cls(input_size, hidden_size, num_layers, dropout, **options)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..ode.adjoint import SENSEALGS, AdjointStats, odeint_adjoint
 from ..ode.api import solve
 from ..ode.methods import get_method
@@ -44,19 +45,19 @@ def _check_options(solver, backward_solver, sensealg, rtol, atol, dt, tau, learn
     if backward_solver is not None:
         get_method(backward_solver)
     if backend == "torch" and sensealg not in (*SENSEALGS, DIRECT):
-        raise ValueError(f"unknown sensealg {sensealg!r}; choose one of: {', '.join((*SENSEALGS, DIRECT))}")
+        raise InputError(f"unknown sensealg {sensealg!r}; choose one of: {', '.join((*SENSEALGS, DIRECT))}")
     if not (rtol > 0 and atol > 0):
-        raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
+        raise InputError(f"`rtol` and `atol` must be positive, got rtol={rtol}, atol={atol}")
     for name, v in (("dt", dt), ("tau", tau)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+            raise InputError(f"{name} must be a positive number, got {v!r}")
     if backend not in _BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(_BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(_BACKENDS)}")
     if backend == "julia":
         if learn_tau:
-            raise ValueError("learn_tau is not supported by backend='julia'; use backend='torch'")
+            raise InputError("learn_tau is not supported by backend='julia'; use backend='torch'")
         if sensealg == DIRECT:
-            raise ValueError("sensealg='direct' needs backend='torch'; the julia backend uses SciML's adjoints")
+            raise InputError("sensealg='direct' needs backend='torch'; the julia backend uses SciML's adjoints")
         from ..backends import get_backend, julia
         julia.make_config(dt=dt, tau=tau, reset_after=False, solver=solver,   # settings, Julia not started
                           backward_solver=backward_solver, sensealg=sensealg, rtol=rtol, atol=atol)
@@ -255,9 +256,9 @@ class GRUODE(nn.Module):
                  backend: str = "torch"):
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+            raise InputError(f"num_layers must be at least 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise InputError(f"dropout must be in [0, 1), got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout = batch_first, float(dropout)
         self.options = dict(solver=solver, backward_solver=backward_solver, sensealg=sensealg,
@@ -278,12 +279,12 @@ class GRUODE(nn.Module):
         elif input.dim() == 3:
             x = input.transpose(0, 1) if self.batch_first else input      # (T, B, I)
         else:
-            raise ValueError(f"GRUODE expects input of 2 or 3 dimensions, got shape {tuple(input.shape)}")
+            raise InputError(f"GRUODE expects input of 2 or 3 dimensions, got shape {tuple(input.shape)}")
         L, B, H = self.num_layers, x.shape[1], self.hidden_size
         if h0 is None:
             h0 = x.new_zeros(L, B, H)
         elif h0.shape != (L, B, H):
-            raise ValueError(f"h0 must have shape {(L, B, H)}, got {tuple(h0.shape)}")
+            raise InputError(f"h0 must have shape {(L, B, H)}, got {tuple(h0.shape)}")
         h_n = []
         for i, cell in enumerate(self.cells):
             x = cell.run(x, h0[i])
@@ -322,11 +323,11 @@ class GRUODE(nn.Module):
         With solver="Euler", dt=1, tau=1 it computes exactly what ``gru`` computes.
         """
         if not isinstance(gru, nn.GRU):
-            raise ValueError(f"from_gru needs a torch.nn.GRU, got {type(gru).__name__}")
+            raise InputError(f"from_gru needs a torch.nn.GRU, got {type(gru).__name__}")
         if gru.bidirectional or getattr(gru, "proj_size", 0):
-            raise ValueError("from_gru supports unidirectional nn.GRU without projections only")
+            raise InputError("from_gru supports unidirectional nn.GRU without projections only")
         if not options.pop("reset_after", True):
-            raise ValueError("from_gru builds reset_after=True (PyTorch's candidate); drop reset_after=False")
+            raise InputError("from_gru builds reset_after=True (PyTorch's candidate); drop reset_after=False")
         options.setdefault("batch_first", gru.batch_first)
         options.setdefault("dropout", gru.dropout)
         w = gru.weight_ih_l0
@@ -346,7 +347,7 @@ class GRUODE(nn.Module):
         """An nn.GRU with this layer's weights (tau and the solver are dropped): the discrete GRU
         that equals this GRU-ODE under one Euler step with dt = tau."""
         if not self.options["reset_after"]:
-            raise ValueError("to_gru needs reset_after=True: nn.GRU has PyTorch's candidate only")
+            raise InputError("to_gru needs reset_after=True: nn.GRU has PyTorch's candidate only")
         w = self.cells[0].weight_ih
         gru = nn.GRU(self.input_size, self.hidden_size, self.num_layers, batch_first=self.batch_first,
                      dropout=self.dropout).to(device=w.device, dtype=w.dtype)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ..ode.problem import OuterSum
 
 
@@ -38,11 +39,11 @@ class GRUODEField:
                  tau: float | Tensor = 1.0, reset_after: bool = False):
         H = weight_hh.shape[1]
         if weight_hh.shape != (3 * H, H):
-            raise ValueError(f"weight_hh must have shape (3H, H), got {tuple(weight_hh.shape)}")
+            raise InputError(f"weight_hh must have shape (3H, H), got {tuple(weight_hh.shape)}")
         if drive.shape[-1] != 3 * H:
-            raise ValueError(f"drive must end in 3H = {3 * H} columns, got {tuple(drive.shape)}")
+            raise InputError(f"drive must end in 3H = {3 * H} columns, got {tuple(drive.shape)}")
         if b_hn is not None and not reset_after:
-            raise ValueError("b_hn only exists with reset_after=True; fold the bias into the drive instead")
+            raise InputError("b_hn only exists with reset_after=True; fold the bias into the drive instead")
         self.U, self.c, self.b_hn, self.tau = weight_hh, drive, b_hn, tau
         self.reset_after, self.H = reset_after, H
         c2 = drive if drive.dim() == 2 else drive.unsqueeze(0)

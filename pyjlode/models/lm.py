@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .cells import make_cell
 
 
@@ -41,7 +42,7 @@ class LanguageModel(nn.Module):
                  tie_weights: bool = False, **cell_options):
         super().__init__()
         if tie_weights and hidden_size != embed_size:
-            raise ValueError(f"tie_weights needs hidden_size == embed_size (got {hidden_size} and "
+            raise InputError(f"tie_weights needs hidden_size == embed_size (got {hidden_size} and "
                              f"{embed_size}): make them equal or set tie_weights=False")
         self.core = make_cell(cell, embed_size, hidden_size, num_layers, dropout, **cell_options)
         self._config = ModelConfig(vocab_size, cell, embed_size, hidden_size, num_layers, float(dropout),
@@ -78,7 +79,7 @@ class LanguageModel(nn.Module):
     def forward(self, tokens: Tensor, state=None) -> tuple[Tensor, object]:
         """tokens (T, B) long -> (logits (T, B, V), state)."""
         if tokens.dim() != 2:
-            raise ValueError(f"tokens must be (T, B) token ids, got shape {tuple(tokens.shape)}")
+            raise InputError(f"tokens must be (T, B) token ids, got shape {tuple(tokens.shape)}")
         x = self.drop(self.embedding(tokens))                   # (T, B, E)
         out, state = self.core(x, state)                        # (T, B, H)
         return self.decoder(self.drop(out)), state
@@ -108,11 +109,11 @@ class LanguageModel(nn.Module):
             1-D LongTensor with the new ids only (the prompt is not repeated).
         """
         if prompt_ids.dim() != 1 or prompt_ids.numel() == 0:
-            raise ValueError("prompt_ids must be a non-empty 1-D tensor of token ids")
+            raise InputError("prompt_ids must be a non-empty 1-D tensor of token ids")
         if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+            raise InputError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
         if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+            raise InputError(f"top_k must be a positive integer or None, got {top_k}")
         was_training = self.training
         self.eval()
         try:

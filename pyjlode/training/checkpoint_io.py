@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
+
 FORMAT = "pyjlode-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A path that is not a readable pyjlode checkpoint (missing, garbage, truncated, wrong kind)."""
 
 

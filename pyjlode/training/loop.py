@@ -27,6 +27,7 @@ from . import distributed as dist
 from .checkpoint_io import (load_checkpoint, load_vocab, model_from_checkpoint, rng_state, save_checkpoint,
                          seed_everything, set_rng_state, snapshot_checkpoint, to_device)
 from ..evaluation.evaluate import RunLog, evaluate_nll
+from ..errors import InputError, PyjlodeError
 from ..ode.errors import SolverError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -78,7 +79,7 @@ class TrainConfig:
     dry_run: bool = False              # one training batch and one validation batch; writes nothing
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(PyjlodeError, RuntimeError):
     """Training could not go on (non-finite loss, solver failure); the message is one line."""
 
 
@@ -87,12 +88,12 @@ class TrainingStopped(RuntimeError):
 
 _MODEL_KEYS = {"model": "cell", "embed_size": "embed_size", "hidden_size": "hidden_size",
                "layers": "num_layers", "dropout": "dropout", "tie_weights": "tie_weights"}
-_CELL_KEYS = {"solver": "solver", "stiff_solver": "backward_solver", "sensealg": "sensealg", "rtol": "rtol",
+_CELL_KEYS = {"solver": "solver", "backward_solver": "backward_solver", "sensealg": "sensealg", "rtol": "rtol",
               "atol": "atol", "tau": "tau", "backend": "backend"}
 
 
 def build_configs(options: Mapping[str, Any]):
-    """(ModelConfig, TrainConfig) from CLI-style options (``model``, ``layers``, ``stiff_solver``...).
+    """(ModelConfig, TrainConfig) from CLI-style options (``model``, ``layers``, ``backward_solver``...).
 
     Unknown keys raise; ``None`` values keep the defaults. ODE options go to ``cell_options`` for the
     GRU-ODE only. ``vocab_size`` is 0 here; :func:`train` sets it from the vocabulary.
@@ -102,7 +103,7 @@ def build_configs(options: Mapping[str, Any]):
     train_names = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - train_names - set(_MODEL_KEYS) - set(_CELL_KEYS)
     if unknown:
-        raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
     given = {k: v for k, v in options.items() if v is not None}
     model_kw = {_MODEL_KEYS[k]: v for k, v in given.items() if k in _MODEL_KEYS}
     cell_kw = {_CELL_KEYS[k]: v for k, v in given.items() if k in _CELL_KEYS}
@@ -114,31 +115,31 @@ def build_configs(options: Mapping[str, Any]):
 
 
 def validate(mcfg, tcfg: TrainConfig) -> None:
-    """Check names and sizes before any data is read; one-line ValueError naming the fix."""
+    """Check names and sizes before any data is read; one-line InputError naming the fix."""
     from ..models import CELLS
     from ..ode.methods import get_method
 
     if mcfg.cell not in CELLS:
-        raise ValueError(f"unknown model '{mcfg.cell}'; choose one of: {', '.join(sorted(CELLS))}")
+        raise InputError(f"unknown `model` '{mcfg.cell}'; choose one of: {', '.join(sorted(CELLS))}")
     opts = mcfg.cell_options
-    for key, flag in (("solver", "--solver"), ("backward_solver", "--stiff-solver")):
+    for key in ("solver", "backward_solver"):
         if opts.get(key) is not None:
             try:
                 opts[key] = get_method(opts[key]).name       # canonical spelling in the checkpoint
             except ValueError as exc:
-                raise ValueError(f"{flag}: {exc}") from None
+                raise InputError(f"`{key}`: {exc}") from None
     if mcfg.tie_weights and mcfg.embed_size != mcfg.hidden_size:
-        raise ValueError(f"--tie-weights needs --embed-size equal to --hidden-size "
+        raise InputError(f"`tie_weights` needs `embed_size` equal to `hidden_size` "
                          f"(got {mcfg.embed_size} and {mcfg.hidden_size})")
     if tcfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{tcfg.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
+        raise InputError(f"unknown `optimizer` '{tcfg.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
     for name in ("batch_size", "bptt", "eval_batch_size", "epochs"):
         if getattr(tcfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(tcfg, name)})")
+            raise InputError(f"`{name}` must be at least 1 (got {getattr(tcfg, name)})")
     if not tcfg.lr > 0:
-        raise ValueError(f"--lr must be positive (got {tcfg.lr})")
+        raise InputError(f"`lr` must be positive (got {tcfg.lr})")
     if not 0 <= tcfg.state_reset < 1:
-        raise ValueError(f"--state-reset must be in [0, 1) (got {tcfg.state_reset})")
+        raise InputError(f"`state_reset` must be in [0, 1) (got {tcfg.state_reset})")
     from ..models import LanguageModel
 
     LanguageModel.from_config(replace(mcfg, vocab_size=2))  # the model's own checks, before data is read
@@ -484,11 +485,11 @@ def _run_guarded(trainer: Trainer) -> str:
 
         backward = trainer.mcfg.cell_options.get("backward_solver")
         stiff = backward is not None and get_method(backward).stiff
-        advice = ("try another stiff solver, e.g. --stiff-solver Rodas5P" if stiff else
-                  "try --stiff-solver KenCarp4 (a stiff solver for the adjoint's backward pass)")
+        advice = ("try another stiff solver, e.g. `backward_solver` Rodas5P" if stiff else
+                  "try `backward_solver` KenCarp4 (a stiff solver for the adjoint's backward pass)")
         raise TrainingStopped(
             f"training stopped at step {trainer.progress.step + 1}: solver {exc.solver} failed "
-            f"({exc.what} at t={exc.t:.4g}); {advice}, or loosen --rtol/--atol; {_kept(last)}") from None
+            f"({exc.what} at t={exc.t:.4g}); {advice}, or loosen `rtol`/`atol`; {_kept(last)}") from None
     if stopped != "dry_run" and trainer.progress.last_eval_step != trainer.progress.step:
         trainer.evaluate(scheduled=False)
     return stopped
