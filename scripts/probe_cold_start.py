@@ -13,7 +13,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from pyjlode.training.checkpoint_io import load_checkpoint, load_vocab, model_from_checkpoint
+from pyjlode.training.state import load_checkpoint, load_vocab, model_from_checkpoint
 from pyjlode.data import batchify
 from pyjlode.evaluation.evaluate import _split_ids, evaluate_nll
 

@@ -11,7 +11,7 @@ from exp_helpers import (max_diff, run_python, single_thread, state_dict, tiny_c
                          write_corpus)
 
 from pyjlode.training import loop as train_mod
-from pyjlode.training.checkpoint_io import load_checkpoint
+from pyjlode.training.state import load_checkpoint
 from pyjlode.cli import cli
 from pyjlode.experiments import compare as compare_mod
 from pyjlode.experiments import runs

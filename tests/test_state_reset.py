@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from pyjlode.training.distributed import DistInfo
-from pyjlode.training.loop import Progress, TrainConfig, Trainer
+from pyjlode.training.config import TrainConfig
+from pyjlode.training.loop import Trainer
+from pyjlode.training.state import Progress
 
 
 def _trainer(p, rank=0, world=1, step=0):

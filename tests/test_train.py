@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from pyjlode.training import loop as train_mod
-from pyjlode.training.checkpoint_io import load_checkpoint
-from pyjlode.models import LanguageModel
+from pyjlode.training.state import load_checkpoint
+from pyjlode.models import LanguageModel, SolverConfig
 from pyjlode.ode.errors import StepSizeUnderflow
-from pyjlode.training.loop import TrainConfig, TrainingStopped, build_configs, train
+from pyjlode.training.config import TrainConfig, build_configs
+from pyjlode.training.loop import TrainingStopped, train
 
 WORDS = "the king and queen of england went to see a play in london with many friends".split()
 
@@ -227,8 +228,8 @@ def test_build_configs_maps_cli_names(tmp_path):
     mcfg, tcfg = build_configs({"model": "gru-ode", "layers": 2, "backward_solver": "KenCarp4", "bptt": 7,
                                 "solver": None})
     assert (mcfg.cell, mcfg.num_layers, tcfg.bptt) == ("gru-ode", 2, 7)
-    assert mcfg.cell_options == {"backward_solver": "KenCarp4"}
+    assert mcfg.ode == SolverConfig(backward_solver="KenCarp4")
     baseline, _ = build_configs({"model": "gru", "backward_solver": "KenCarp4"})
-    assert baseline.cell_options == {}          # solver options only reach the GRU-ODE
+    assert baseline.ode == SolverConfig()       # solver options only reach the GRU-ODE
     with pytest.raises(ValueError, match="unknown training option"):
         build_configs({"hiden_size": 3})

@@ -42,4 +42,30 @@ def get_backend(name: str) -> ModuleType | None:
     raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "BackendUnavailable", "get_backend"]
+def wants_julia(argv: list[str]) -> bool:
+    """True when a command line selects the Julia backend (``--backend julia`` or ``--backend=julia``)."""
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv) and argv[i + 1] == "julia":
+            return True
+        if arg == "--backend=julia":
+            return True
+    return False
+
+
+def preload_for(argv: list[str]) -> None:
+    """Start Julia now, before anything imports torch, when the command line ``argv`` asks for it.
+
+    juliacall must be imported before torch; the command line calls this first thing. A failure is
+    not raised here: the command that needs Julia reports the missing piece in one line.
+    """
+    if not wants_julia(argv):
+        return
+    try:
+        from . import julia
+
+        julia.preload()
+    except Exception:
+        pass
+
+
+__all__ = ["BACKENDS", "BackendUnavailable", "get_backend", "preload_for", "wants_julia"]

@@ -1,4 +1,6 @@
-"""The ``pyjlode`` command line."""
-from .app import cli, main, wants_julia
+"""The ``pyjlode`` command line: one module per command group (train, evaluate, experiments, bench,
+doctor), options built from the config dataclasses (options), error reporting (errors); app holds the
+group and the entry point."""
+from .app import cli, main
 
-__all__ = ["cli", "main", "wants_julia"]
+__all__ = ["cli", "main"]

@@ -1,12 +1,8 @@
-"""The `pyjlode compare` and `pyjlode analyze` commands: :func:`make_commands` builds the click.Command
-objects that pyjlode/cli.py registers with ``cli.add_command``.
+"""``pyjlode compare`` and ``pyjlode analyze``: thin click layers over :mod:`pyjlode.experiments`.
 
-`compare` takes every option of `train` (the same Option definitions, from ``pyjlode.cli.train_options``)
-except the per-run ones it owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the
-comparison folder, and ``--resume`` is implicit (finished runs are reused).
-
-The commands are built on demand, not at import: cli.py imports this module at its end, and this module
-needs cli.py's ``train_options``, so neither import order may require the other module to be complete.
+`compare` takes every option of `train` (built from the same config fields) except the per-run ones it
+owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the comparison folder, and
+``--resume`` is implicit (finished runs are reused).
 """
 from __future__ import annotations
 
@@ -15,17 +11,11 @@ import sys
 import click
 
 from ..errors import InputError
+from ..models.config import CELL_NAMES
 from .errors import friendly_errors
+from .train import train_params
 
-_OWN = {"model", "seed", "out", "resume", "dry_run"}   # train options compare replaces or drops
-
-
-def _train_params() -> list[click.Parameter]:
-    """Fresh copies of `train`'s options, in its help order, minus the ones compare owns."""
-    from .app import train_options
-
-    probe = train_options(lambda: None)
-    return [p for p in reversed(probe.__click_params__) if p.name not in _OWN]
+_OWN = {"model", "seed", "out", "dry_run"}   # train options compare replaces or drops
 
 
 def _csv_list(text: str, what: str) -> list[str]:
@@ -46,12 +36,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def parse_models(text: str) -> list[str]:
     """"rnn,gru" -> ["rnn", "gru"], checked against the model names of `train`."""
-    from .app import MODELS
-
     models = [m.lower() for m in _csv_list(text, "--models")]
-    bad = [m for m in models if m not in MODELS]
+    bad = [m for m in models if m not in CELL_NAMES]
     if bad:
-        raise InputError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(MODELS)}")
+        raise InputError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(CELL_NAMES)}")
     return list(dict.fromkeys(models))
 
 
@@ -60,8 +48,6 @@ def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, ge
     """Train each model under the same budget and data, evaluate each, write tables and plots to --out."""
     from ..experiments.compare import compare, parse_variants
 
-    if train_opts.get("max_vocab") == 0:
-        train_opts["max_vocab"] = None
     result = compare(parse_models(models), train_opts, seeds=parse_seeds(seeds), match_params=match_params,
                      variants=parse_variants(variants), out_dir=out,
                      evaluate_options=dict(split=eval_split, prompts=prompts, prompt_len=prompt_len,
@@ -125,7 +111,7 @@ def _compare_params() -> list[click.Parameter]:
                      help="Sampling temperature of the evaluation."),
         click.Option(["--top-k"], type=int, default=0, show_default=True,
                      help="Sample from the k likeliest in the evaluation (0: off)."),
-        *_train_params(),
+        *train_params(skip=_OWN),
     ]
 
 
@@ -161,17 +147,14 @@ def _analyze_params() -> list[click.Parameter]:
     ]
 
 
-def make_commands() -> list[click.Command]:
-    """[compare, analyze] as click.Command objects (call after pyjlode.cli defines train_options)."""
-    compare = click.Command(
-        "compare", callback=friendly_errors(_compare), params=_compare_params(),
-        help="Train RNN/GRU/LSTM/GRU-ODE (and GRU-ODE solver variants) under one budget and data, evaluate "
-             "each, and write results.csv, results.md and plots. Takes every option of `train`.",
-        short_help="Train and compare several models.")
-    analyze = click.Command(
-        "analyze", callback=friendly_errors(_analyze), params=_analyze_params(),
-        help="Study a trained GRU-ODE on held-out text: Jacobian spectrum along the trajectory (and over "
-             "training), solver work per (solver, backward solver) pair, and perplexity under embedding "
-             "noise against --baseline checkpoints. Writes tables and PNG plots.",
-        short_help="Spectrum, solver work and robustness of a GRU-ODE.")
-    return [compare, analyze]
+compare = click.Command(
+    "compare", callback=friendly_errors(_compare), params=_compare_params(),
+    help="Train RNN/GRU/LSTM/GRU-ODE (and GRU-ODE solver variants) under one budget and data, evaluate "
+         "each, and write results.csv, results.md and plots. Takes every option of `train`.",
+    short_help="Train and compare several models.")
+analyze = click.Command(
+    "analyze", callback=friendly_errors(_analyze), params=_analyze_params(),
+    help="Study a trained GRU-ODE on held-out text: Jacobian spectrum along the trajectory (and over "
+         "training), solver work per (solver, backward solver) pair, and perplexity under embedding "
+         "noise against --baseline checkpoints. Writes tables and PNG plots.",
+    short_help="Spectrum, solver work and robustness of a GRU-ODE.")

@@ -45,8 +45,7 @@ def expand_checkpoints(paths: Sequence[str]) -> list[str]:
 
 def load_model(path: str, device: str = "cpu"):
     """(model in eval mode, checkpoint dict) from a checkpoint file or run folder."""
-    from ..training.checkpoint_io import load_checkpoint
-    from ..evaluation.evaluate import model_from_checkpoint
+    from ..training.state import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     return model_from_checkpoint(ckpt, device).eval(), ckpt
@@ -55,7 +54,7 @@ def load_model(path: str, device: str = "cpu"):
 def heldout_ids(ckpt: dict, split: str, corpus: str | None = None) -> torch.Tensor:
     """Token ids of a split of the checkpoint's corpus (or ``corpus``), in the checkpoint's vocabulary."""
     from ..data import load_splits
-    from ..evaluation.evaluate import load_vocab
+    from ..training.state import load_vocab
 
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
@@ -196,7 +195,7 @@ def _write_report(out_dir, ckpts, spec_rows, pair_rows, rob_rows, labels, sigmas
     mc = ckpts[-1][2]["model_config"]
     lines = ["# pyjlode analyze", "",
              f"Checkpoints: {', '.join(os.path.basename(p) for p, _, _ in ckpts)}; "
-             f"model {mc['cell']}, H={mc['hidden_size']}, options {mc.get('cell_options', {})}.", "",
+             f"model {mc['cell']}, H={mc['hidden_size']}, solver settings {mc.get('ode', {})}.", "",
              "## Jacobian spectrum at token-end states", "",
              "Per token: max |Re λ| and stiffness ratio max|Re λ|/min|Re λ| of ∂f/∂h (analytic Jacobian); "
              "columns summarise over tokens (median, 95th percentile, max); frac_expanding = share of tokens "

@@ -2,7 +2,7 @@
 
 Layout of the output folder::
 
-    DIR/runs/<label>-seed<k>/     one training run (TRAIN's checkpoints and metrics.jsonl)
+    DIR/runs/<label>-seed<k>/     one training run (its checkpoints and metrics.jsonl, as `pyjlode train`)
     DIR/runs/<label>-seed<k>/result.json   written last; status "ok" marks the run finished (never retrained)
     DIR/results.csv, results.md, runs.csv, ppl_vs_time.png, ppl_vs_tokens.png, nfe_per_token.png
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from ..errors import InputError
+from ..training.checkpoint_io import save_json
+from ..training.rundir import RunDir
 from . import plots, runs, tables
-
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -113,18 +113,10 @@ def _closest_hidden(count: Callable[[int], int], target: int) -> int:
 def load_result(run_dir: str) -> dict | None:
     """The run's result.json, or None when the run has not finished (or the file is unreadable)."""
     try:
-        with open(os.path.join(run_dir, RESULT_FILE), encoding="utf-8") as fh:
+        with open(RunDir(run_dir).result, encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return None
-
-
-def _write_result(run_dir: str, result: Mapping) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    tmp = os.path.join(run_dir, RESULT_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=1, default=str)
-    os.replace(tmp, os.path.join(run_dir, RESULT_FILE))
 
 
 def run_one(spec: RunSpec, evaluate_options: Mapping, log: Callable[[str], None] = print) -> dict:
@@ -143,9 +135,9 @@ def run_one(spec: RunSpec, evaluate_options: Mapping, log: Callable[[str], None]
     except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
         row.update(status="failed", error=_one_line(exc))
         log(f"[compare] {spec.label} seed {spec.seed} FAILED: {row['error']}")
-        _write_text(os.path.join(spec.run_dir, "error.txt"), traceback.format_exc())
+        _write_text(RunDir(spec.run_dir).error, traceback.format_exc())
     # KeyboardInterrupt is not caught: Ctrl-C stops the whole comparison, finished runs stay finished.
-    _write_result(spec.run_dir, row)
+    save_json(row, RunDir(spec.run_dir).result)
     return row
 
 
@@ -154,7 +146,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_text(path, text: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -237,7 +229,7 @@ def _notes(specs: Sequence[RunSpec], rows: Sequence[Mapping], out_dir: str) -> l
     if len(set(sizes.values())) > 1:
         notes.append("Hidden sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()) + ".")
     for r in rows:
-        path = os.path.join(str(r.get("run_dir", "")), "evaluation.json")
+        path = RunDir(str(r.get("run_dir", ""))).evaluation
         if r.get("status") == "ok" and os.path.isfile(path):
             with open(path, encoding="utf-8") as fh:
                 ev = json.load(fh)
