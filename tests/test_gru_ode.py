@@ -194,6 +194,17 @@ def test_bad_options_fail_in_one_line(kwargs, match):
         GRUODE(3, 4, **kwargs)
 
 
+def test_settings_are_checked_once_per_sequence_not_per_token(monkeypatch):
+    from pyjlode.ode import adjoint
+
+    calls = []
+    real = adjoint._make_config
+    monkeypatch.setattr(adjoint, "_make_config", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layer = GRUODE(3, 4, num_layers=2, solver="Tsit5")
+    layer(torch.randn(6, 2, 3))[0].sum().backward()               # 6 tokens, 2 layers
+    assert len(calls) == 2
+
+
 def test_solver_stats_forward_and_backward():
     torch.manual_seed(4)
     layer = GRUODE(3, 4, num_layers=2, solver="Tsit5", rtol=1e-4, atol=1e-6).double()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..ode.adjoint import AdjointStats, odeint_adjoint
+from ..ode.adjoint import AdjointStats, adjoint_config, adjoint_solve
 from ..ode.api import solve
 from ..ode.methods import get_method
 from ..ode.problem import SolveStats
@@ -168,13 +169,15 @@ class GRUODECell(nn.Module):
     def _adjoint(self, c: Tensor, h: Tensor, stats: _RunStats) -> Tensor:
         stats.adjoint = AdjointStats()
         cfg, adaptive = self.config, self.method.adaptive
-        t, dt0, hs, tau = [0.0, cfg.dt], None if adaptive else cfg.dt, [], self.tau_value()
+        dt0, hs, tau = None if adaptive else cfg.dt, [], self.tau_value()
+        # the settings of every token's solve, checked once; each token binds its own field
+        settings = adjoint_config(None, h, [0.0, cfg.dt], backward_solver=cfg.backward_solver,
+                                  sensealg=cfg.sensealg, dt0=dt0, stats=stats.adjoint, **self._solve_kwargs())
         for c_i in c:
             f = self.field(c_i, tau)
-            f.lazy_grads = True     # U's cotangent as factors: one matmul per backward solve
-            h = odeint_adjoint(f, h, t, params=f.params, backward_solver=cfg.backward_solver,
-                               sensealg=cfg.sensealg, jac=f.jac, vjp=f.vjp, dt0=dt0,
-                               stats=stats.adjoint, **self._solve_kwargs())[-1]
+            # lazy VJP: U's cotangent as factors, one matmul per backward solve instead of per evaluation
+            token = settings.bind(f, jac=f.jac, vjp=partial(f.vjp, lazy=True), dt0=dt0)
+            h = adjoint_solve(token, h, *f.params)[-1]
             if adaptive:                                # warm start: the last proposal, not Hairer again
                 dt0 = stats.adjoint.dt_next
             hs.append(h)

@@ -107,7 +107,7 @@ class GRUODEField:
     # ------------------------------------------------------------------ Jacobian
     @torch.no_grad()
     def jac(self, t, h: Tensor) -> Tensor:
-        """∂f/∂h: (B, H, H) for h (B, H), or (H, H) for h (H,). Derivation: solvers.md §5 item 6."""
+        """∂f/∂h: (B, H, H) for h (B, H), or (H, H) for h (H,), differentiated by hand from the gates."""
         if h.dim() == 1:
             return self.jac(t, h.unsqueeze(0)).squeeze(0)
         H, U = self.H, self.U
@@ -133,16 +133,14 @@ class GRUODEField:
 
     # ------------------------------------------------------------------ VJP
     @torch.no_grad()
-    def vjp(self, t, h: Tensor, a: Tensor, lazy: bool | None = None):
+    def vjp(self, t, h: Tensor, a: Tensor, lazy: bool = False):
         """Cotangents of a·f: returns (a·∂f/∂h, (a·∂f/∂θ for θ in params)).
 
         Shapes: a·∂f/∂h like h; U -> (3H, H); c -> like c (per sample, not summed); b_hn -> (H,);
         tau -> like tau (summed over the batch). ``lazy=True`` returns U's cotangent as an
         :class:`~pyjlode.ode.problem.OuterSum` (its factors): a solve's quadrature then sums the
-        stages' factors and pays one matmul per solve instead of one per evaluation; None takes
-        the field's ``lazy_grads`` attribute (False unless the caller sets it).
+        stages' factors and pays one matmul per solve instead of one per evaluation.
         """
-        lazy = getattr(self, "lazy_grads", False) if lazy is None else lazy
         if h.dim() == 1:
             dh, dp = self.vjp(t, h.unsqueeze(0), a.unsqueeze(0), lazy)
             return dh.squeeze(0), dp
