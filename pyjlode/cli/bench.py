@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..experiments.bench import CASES, BenchConfig, main_run
+from ..experiments.bench_config import CASES, BenchConfig
 from .errors import friendly_errors
 from .options import config_options
 
@@ -36,6 +36,8 @@ def bench(cases, stiff_tau, threads, train_steps, write, json_path, **table) -> 
         import torch
         if not torch.cuda.is_available():
             raise click.BadParameter("CUDA is not available; use --device cpu", param_hint="--device")
+    from ..experiments.bench import main_run
+
     cfg = BenchConfig(**table, cases=cases)
     command = "pyjlode bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else " ".join(sys.argv)
     body = main_run(cfg, stiff_tau=stiff_tau, train_steps=train_steps, threads=threads or None, write=write,

@@ -13,14 +13,12 @@ import statistics
 import time
 from dataclasses import replace
 from datetime import date
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .bench import BenchConfig
+from .bench_config import BenchConfig
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 REFERENCE_TOL = (1e-9, 1e-11)          # rtol, atol of the float64 reference gradient
