@@ -18,7 +18,7 @@ def _tau(kind, H):
 
 
 def _reference_f(h, U, c, b_hn, tau, reset_after):
-    """dh/dt written out from the equations (issue 4), for autograd to differentiate."""
+    """dh/dt written out from the equations (GRUODEField's docstring), for autograd to differentiate."""
     H = h.shape[-1]
     U_r, U_z, U_h = U[:H], U[H:2 * H], U[2 * H:]
     r = torch.sigmoid(c[..., :H] + h @ U_r.T)

@@ -1,4 +1,4 @@
-"""The engine's fast paths (issue 7) compute what the plain paths compute, with less work.
+"""The engine's fast paths compute what the plain paths compute, with less work.
 
 Claims: quadrature rates kept as outer-product factors integrate to the same totals; a solve with a
 quadrature pays no extra rate evaluation at its start; chained warm-started solves cost about what

@@ -1,6 +1,6 @@
 """First-use downloads of the public corpora into a cache folder, checked against published hashes.
 
-Addresses and hashes are from /work/shared/reference/lm-baselines.md §5:
+Where the addresses and hashes come from:
 - tiny-shakespeare: karpathy/char-rnn ``input.txt``, SHA-256 pinned by several loaders.
 - wikitext-2: the ``wikitext-2-v1.zip`` archive (tokenised), MD5 as pinned by torchtext. The
   original S3 address is reported dead, so we use the author's own mirror on smerity.com;

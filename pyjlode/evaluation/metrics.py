@@ -1,6 +1,6 @@
 """Evaluation metrics as pure functions, plus one fixed-width row formatter.
 
-Conventions (see /work/shared/reference/lm-baselines.md §3):
+Conventions (those of the papers and libraries named below):
 - Perplexity is exp(mean NLL in nats over all target tokens); bits per character is NLL/ln 2.
 - BLEU-n is nltk's cumulative ``corpus_bleu`` with uniform weights (1/n, ..., 1/n), one
   aligned reference per hypothesis, ``SmoothingFunction().method1`` unless told otherwise
