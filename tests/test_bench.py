@@ -1,4 +1,5 @@
-"""The GRU-ODE benchmark harness (pyjlode.experiments.bench): its cases compute the same model, and it reports honestly.
+"""The GRU-ODE benchmark harness (pyjlode.experiments.bench): its cases compute the same model, and it reports
+honestly.
 
 Tiny sizes only; no timings are asserted (the benchmark is the judge of speed, not the tests).
 """

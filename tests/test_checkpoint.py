@@ -153,8 +153,8 @@ def test_a_version_1_checkpoint_loads_rebuilds_its_model_and_resumes(tmp_path, m
 
 
 def test_version_1_wrote_no_vocabulary_limit_as_none(tmp_path):
-    old = {"format": state.FORMAT, "version": 1, "model_config": {"vocab_size": 3, "cell": "gru", "cell_options": {}},
-           "train_config": {"max_vocab": None}}
+    old = {"format": state.FORMAT, "version": 1, "train_config": {"max_vocab": None},
+           "model_config": {"vocab_size": 3, "cell": "gru", "cell_options": {}}}
     ck.save_torch(old, tmp_path / "old.pt")
     new = load_checkpoint(tmp_path / "old.pt")
     assert new["train_config"]["max_vocab"] == 0 and new["model_config"]["ode"] == {}

@@ -76,7 +76,8 @@ def trained(tmp_path_factory, corpus) -> Path:
                                    ["--model", "gru-ode"], ["--model", "gru-ode", "--backward-solver", "kencarp4"],
                                    ["--model", "gru-ode", "--stiff-solver", "KenCarp4"],
                                    ["--model", "gru", "--level", "char"]],
-                         ids=["rnn", "gru", "lstm", "gru-ode", "gru-ode-KenCarp4", "stiff-solver-alias", "gru-char"])
+                         ids=["rnn", "gru", "lstm", "gru-ode", "gru-ode-KenCarp4", "stiff-solver-alias",
+                              "gru-char"])
 def test_train_each_model(tmp_path, corpus, extra):
     result = invoke("train", "--corpus", corpus, "--out", tmp_path, *SMALL, *extra)
     assert_ok(result)
