@@ -101,10 +101,10 @@ def test_solver_failure_in_the_backward_pass_names_it_and_keeps_checkpoint(tmp_p
     armed = _arm_after_first_save(monkeypatch)
     real = GRUODEField.vjp
 
-    def vjp(self, t, h, a):
+    def vjp(self, t, h, a, **kwargs):
         if armed["on"]:
             raise StepSizeUnderflow("step size underflow", solver="RK4", t=0.5, dt=1e-13)
-        return real(self, t, h, a)
+        return real(self, t, h, a, **kwargs)
 
     monkeypatch.setattr(GRUODEField, "vjp", vjp)
     out = tmp_path / "underflow"

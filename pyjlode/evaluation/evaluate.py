@@ -66,9 +66,12 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _split_ids(ckpt: dict, split: str, corpus: str | None, tokenizer, vocab) -> torch.Tensor:
+def split_ids(ckpt: dict, split: str, corpus: str | None = None, tokenizer=None, vocab=None) -> torch.Tensor:
+    """Token ids of a split of the checkpoint's corpus (or of ``corpus``), in the checkpoint's vocabulary."""
     from ..data import load_splits
 
+    if tokenizer is None or vocab is None:
+        tokenizer, vocab = load_vocab(ckpt)
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
     if split not in splits:
@@ -151,7 +154,7 @@ def evaluate_checkpoint(checkpoint, *, split: str = "test", prompts: int = 50, p
     dev = _device(device)
     tokenizer, vocab = load_vocab(ckpt)
     model = model_from_checkpoint(ckpt, dev, backend)
-    ids = _split_ids(ckpt, split, corpus, tokenizer, vocab)
+    ids = split_ids(ckpt, split, corpus, tokenizer, vocab)
     try:
         data = batchify(ids, batch_size)
     except DataError as exc:

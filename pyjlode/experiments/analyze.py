@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..evaluation.evaluate import split_ids
 from . import plots, probes, tables
 from .spectrum import gruode_cells, per_token_series, trajectory_spectrum
 
@@ -49,19 +49,6 @@ def load_model(path: str, device: str = "cpu"):
 
     ckpt = load_checkpoint(path)
     return model_from_checkpoint(ckpt, device).eval(), ckpt
-
-
-def heldout_ids(ckpt: dict, split: str, corpus: str | None = None) -> torch.Tensor:
-    """Token ids of a split of the checkpoint's corpus (or ``corpus``), in the checkpoint's vocabulary."""
-    from ..data import load_splits
-    from ..training.state import load_vocab
-
-    tc = ckpt["train_config"]
-    splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
-    if split not in splits:
-        raise InputError(f"unknown `split` '{split}'; choose one of: {', '.join(splits)}")
-    tokenizer, vocab = load_vocab(ckpt)
-    return vocab.encode(tokenizer.tokenize(splits[split]))
 
 
 def _batched(ids: torch.Tensor, batch_size: int, max_tokens: int) -> torch.Tensor:
@@ -138,7 +125,7 @@ def analyze(checkpoints: Sequence[str], *, baselines: Sequence[str] = (), out_di
     def ids_of(ckpt):  # same text for every model, in each one's own vocabulary
         key = (id(ckpt["vocab"]), split, corpus)
         if key not in text_cache:
-            text_cache[key] = heldout_ids(ckpt, split, corpus)
+            text_cache[key] = split_ids(ckpt, split, corpus)
         return text_cache[key]
 
     log(f"[analyze] Jacobian spectrum over {max_tokens} tokens of {len(ckpts)} checkpoint(s)")
