@@ -574,5 +574,15 @@ def test_warmup_runs_each_distinct_julia_setting_once(fake_julia):
     assert all(c[3] == np.float32 for c in fake_julia.calls if c[0] == "forward!")
 
 
+def test_warmup_reads_a_layers_config(fake_julia):
+    layer = torch.nn.Module()
+    layer.weight_hh = torch.nn.Parameter(torch.zeros(9, 3, dtype=torch.float64))
+    layer.config = types.SimpleNamespace(backend="julia", solver="RK4", backward_solver=None, sensealg="gauss",
+                                         rtol=1e-3, atol=1e-5, dt=1.0, tau=1.0, reset_after=True)
+    warmup(layer)
+    assert [c[:2] for c in fake_julia.calls] == [("forward!", "RK4"), ("backward!", "RK4")]
+    assert fake_julia.calls[0][3] == np.float64
+
+
 def test_warmup_without_julia_layers_starts_nothing(no_julia_start):
     assert warmup(torch.nn.Sequential(_Layer(backend="torch"))) == 0.0

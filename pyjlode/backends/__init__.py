@@ -44,7 +44,7 @@ def get_backend(name: str) -> ModuleType | None:
     raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-def selects_julia(argv: Sequence[str]) -> bool:
+def wants_julia(argv: Sequence[str]) -> bool:
     """True when a command line selects the Julia engine (``--backend julia`` or ``--backend=julia``)."""
     args = list(argv)
     return any(arg == "--backend=julia" or (arg == "--backend" and args[i + 1:i + 2] == ["julia"])
@@ -69,7 +69,7 @@ def preload_for(argv: Sequence[str]) -> bool:
     # The group takes only flags, so a command, if any, comes first. `doctor` checks Julia
     # itself and must not install it.
     command = args[0] if args and not args[0].startswith("-") else None
-    if command in (None, "doctor") or _INFO_OPTIONS.intersection(args) or not selects_julia(args):
+    if command in (None, "doctor") or _INFO_OPTIONS.intersection(args) or not wants_julia(args):
         return False
     from ._julia_runtime import preload
 
@@ -81,27 +81,31 @@ def warmup(model) -> float:
 
     Each distinct setting (dtype, device, solvers, adjoint, tolerances, dt, tau, reset variant)
     gets one tiny forward and backward solve, so Julia's compilation happens here and not inside
-    the first training step. Layers are recognised by ``backend == "julia"`` and read through the
-    attributes ``solver``, ``backward_solver``, ``sensealg``, ``rtol``, ``atol``, ``dt``, ``tau``,
-    ``reset_after`` and their parameters' dtype and device. A model without such layers costs nothing.
+    the first training step. A layer is a module whose settings (its ``config``, or the module
+    itself) have ``backend == "julia"`` and the fields ``solver``, ``backward_solver``,
+    ``sensealg``, ``rtol``, ``atol``, ``dt``, ``tau`` and ``reset_after``; dtype and device come
+    from its parameters. A model without such layers costs nothing.
 
     Returns:
         Seconds spent.
     """
-    settings = {_julia_settings(m) for m in model.modules() if getattr(m, "backend", None) == "julia"}
+    settings = set()
+    for module in model.modules():
+        source = getattr(module, "config", module)
+        if getattr(source, "backend", None) == "julia":
+            settings.add(_julia_settings(source, next(module.parameters())))
     if not settings:
         return 0.0
     julia = get_backend("julia")
     return sum(julia.warmup(**dict(s)) for s in sorted(settings, key=repr))
 
 
-def _julia_settings(layer) -> tuple:
-    param = next(layer.parameters())
-    return tuple(sorted({
-        "dtype": param.dtype, "device": param.device, "solver": layer.solver,
-        "backward_solver": layer.backward_solver, "sensealg": layer.sensealg, "rtol": layer.rtol,
-        "atol": layer.atol, "dt": layer.dt, "tau": layer.tau, "reset_after": layer.reset_after,
-    }.items()))
+_SETTINGS = ("solver", "backward_solver", "sensealg", "rtol", "atol", "dt", "tau", "reset_after")
 
 
-__all__ = ["BACKENDS", "BackendUnavailable", "get_backend", "preload_for", "selects_julia", "warmup"]
+def _julia_settings(source, param) -> tuple:
+    values = {name: getattr(source, name) for name in _SETTINGS}
+    return tuple(sorted({**values, "dtype": param.dtype, "device": param.device}.items()))
+
+
+__all__ = ["BACKENDS", "BackendUnavailable", "get_backend", "preload_for", "wants_julia", "warmup"]
