@@ -296,20 +296,28 @@ def test_python_m_pyjlode_is_the_script():
     assert a.stdout == b.stdout and a.stdout.startswith("Usage: pyjlode train")
 
 
-def test_backend_julia_is_preloaded_before_torch():
-    # A stand-in for pyjlode.backends.julia records whether torch was already imported at preload time.
-    child = textwrap.dedent("""
+@pytest.mark.parametrize("argv, preloads", [(["train", "--backend", "julia", "--rtol", "-1"], True),
+                                            (["train", "--backend", "julia", "--help"], False),
+                                            (["doctor", "--backend", "julia"], False)])
+def test_backend_julia_is_preloaded_before_torch_and_only_for_work(argv, preloads):
+    # A stand-in for the Julia runtime's preload records whether torch was already imported at that time.
+    child = textwrap.dedent(f"""
         import sys, types
-        import pyjlode.backends
-        fake = types.ModuleType("pyjlode.backends.julia")
-        fake.preload = lambda: print("torch loaded at preload:", "torch" in sys.modules)
-        sys.modules["pyjlode.backends.julia"] = fake
-        pyjlode.backends.julia = fake
+        fake = types.ModuleType("pyjlode.backends._julia_runtime")
+        fake.preload = lambda: print("torch loaded at preload:", "torch" in sys.modules) or True
+        sys.modules["pyjlode.backends._julia_runtime"] = fake
         from pyjlode.cli import main
-        main(["train", "--backend", "julia", "--help"])
+        try:
+            main({argv!r})
+        except SystemExit:
+            pass
     """)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
-    assert "torch loaded at preload: False" in proc.stdout, proc.stdout + proc.stderr
+    expected = "torch loaded at preload: False" if preloads else None
+    if expected:
+        assert expected in proc.stdout, proc.stdout + proc.stderr
+    else:
+        assert "torch loaded at preload" not in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("argv, expected", [(["train", "--backend", "julia"], True),

@@ -10,11 +10,11 @@ from .errors import friendly_errors
 
 
 @click.command()
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="Which engine to check.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Check one engine in depth (julia: start Julia and load its packages); default: report on both.")
 @friendly_errors
 def doctor(backend) -> None:
-    """Check that an engine works here and say how to fix it when not."""
+    """Report which engines can run here, and how to fix one that cannot."""
     from ..backends.doctor import run_doctor
 
     sys.exit(run_doctor(backend))

@@ -29,9 +29,10 @@ class SolverConfig:
     backward_solver: str | None = field(default=None, metadata=flag(
         "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one).", aliases=("--stiff-solver",),
         default_text="same as --solver"))                 # None: the forward solver
-    sensealg: str = field(default="interpolating", metadata=flag(
-        "Gradient method: the adjoint's interpolating or backsolve, or direct (backprop through the solver); "
-        "the julia backend takes interpolating, backsolve, quadrature or gauss."))
+    sensealg: str | None = field(default=None, metadata=flag(
+        "Gradient method. torch backend: interpolating (adjoint, the default), backsolve (adjoint) or direct "
+        "(backprop through the solver); julia backend: gauss (the default), quadrature, interpolating or "
+        "backsolve.", default_text="interpolating (torch), gauss (julia)"))   # None: the backend's default
     rtol: float = field(default=1e-3, metadata=flag("GRU-ODE relative tolerance."))
     atol: float = field(default=1e-5, metadata=flag("GRU-ODE absolute tolerance."))
     dt: float = 1.0                 # length of one token's time interval
@@ -66,28 +67,30 @@ class SolverConfig:
         backward = None if self.backward_solver is None else _canonical("backward_solver", self.backward_solver)
         if self.backend not in BACKENDS:
             raise InputError(f"unknown `backend` {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
-        if self.backend == "torch" and self.sensealg not in (*SENSEALGS, DIRECT):
-            raise InputError(f"unknown `sensealg` {self.sensealg!r}; choose one of: "
+        sensealg = self.sensealg or ("gauss" if self.backend == "julia" else "interpolating")
+        if self.backend == "torch" and sensealg not in (*SENSEALGS, DIRECT):
+            raise InputError(f"unknown `sensealg` {sensealg!r}; choose one of: "
                              f"{', '.join((*SENSEALGS, DIRECT))}")
         for name in ("rtol", "atol", "dt", "tau"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"`{name}` must be a positive number, got {value!r}")
         if self.backend == "julia":
-            self._validate_julia(solver, backward)
-        return replace(self, solver=solver, backward_solver=backward, rtol=float(self.rtol), atol=float(self.atol),
+            self._validate_julia(solver, backward, sensealg)
+        return replace(self, solver=solver, backward_solver=backward, sensealg=sensealg,
+                       rtol=float(self.rtol), atol=float(self.atol),
                        dt=float(self.dt), tau=float(self.tau))
 
-    def _validate_julia(self, solver: str, backward: str | None) -> None:
+    def _validate_julia(self, solver: str, backward: str | None, sensealg: str) -> None:
         if self.learn_tau:
             raise InputError("`learn_tau` is not supported by the julia backend; use `backend` torch")
-        if self.sensealg == DIRECT:
+        if sensealg == DIRECT:
             raise InputError("`sensealg` direct needs `backend` torch; the julia backend uses SciML's adjoints")
         from ..backends import julia
 
         try:   # the Julia engine's own checks; Julia itself is not started
             julia.make_config(dt=self.dt, tau=self.tau, reset_after=self.reset_after, solver=solver,
-                              backward_solver=backward, sensealg=self.sensealg, rtol=self.rtol, atol=self.atol)
+                              backward_solver=backward, sensealg=sensealg, rtol=self.rtol, atol=self.atol)
         except InputError:
             raise
         except ValueError as exc:

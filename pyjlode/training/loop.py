@@ -198,6 +198,9 @@ class Trainer:
         total = min(math.ceil(rows / tc.bptt) * tc.epochs, tc.max_steps or math.inf)
         self.log = RunLog(self.run_dir.metrics if self.writes else None,
                           self.echo if self.info.is_main else None, total, p.step)
+        from ..backends import warmup
+
+        warmup(self.model)      # Julia compiles here, not inside the first timed step
         t0, base, last_eval = time.perf_counter(), p.train_time, p.train_time
         try:
             while p.epoch < tc.epochs:
