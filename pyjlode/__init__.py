@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # public name -> defining module
 _EXPORTS = {
     # the ODE engine
-    "solve": "pyjlode.ode.api", "odeint": "pyjlode.ode.api", "Solution": "pyjlode.ode.integrate",
+    "solve": "pyjlode.ode.api", "odeint": "pyjlode.ode.api", "Solution": "pyjlode.ode.solution",
     "SolveStats": "pyjlode.ode.problem", "SOLVERS": "pyjlode.ode.methods", "get_method": "pyjlode.ode.methods",
     "ButcherTableau": "pyjlode.ode.tableaus", "RosenbrockTableau": "pyjlode.ode.tableaus",
     "odeint_adjoint": "pyjlode.ode.adjoint", "AdjointConfig": "pyjlode.ode.adjoint",
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # static tools see ordinary imports
     from .ode.api import odeint, solve
     from .ode.errors import (MaxStepsExceeded, NewtonFailure, NonFiniteState, SolverError,
                              StepSizeUnderflow)
-    from .ode.integrate import Solution
+    from .ode.solution import Solution
     from .ode.methods import SOLVERS, get_method
     from .ode.problem import SolveStats
     from .ode.tableaus import ButcherTableau, RosenbrockTableau
