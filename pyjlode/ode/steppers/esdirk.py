@@ -62,11 +62,14 @@ class ESDIRK(Stepper):
 
     Matrices: J is evaluated at the step's start point when none exists, after a rejected attempt,
     or when the last step's Newton was not fast; W is refactorised with a new J, after a rejected
-    attempt, or when gamma*dt moved by more than W_CUTOFF. A failed Newton solve with a stale J is
-    retried once with a fresh J; otherwise the step fails (``ok=False``; the loop halves dt).
+    attempt, or when gamma*dt moved by more than W_CUTOFF. A stage whose Newton fails gets a fresh J
+    (if J was stale), then a W for the exact gamma*dt (if it was rescaled), and otherwise the step
+    fails (``ok=False``; the loop halves dt).
 
     Error estimate: Shampine's filtered ``W^-1 sum (b - b_hat)_i z_i`` with the step's own LU
-    (not OrdinaryDiffEq's gamma*dt-scaled variant).
+    (not OrdinaryDiffEq's gamma*dt-scaled variant). With a stale J, ``W^-1 = (I - M) W_true^-1``
+    where M is the Newton contraction whose rate every stage measured, so the filter is off by at
+    most about ``1 / (1 - rate)``; a step with a rate above FAST_THETA refreshes J for the next.
     With a quad, the increment is ``dt sum b_i q(t + c_i dt, Y_i)`` at the converged stage values.
     """
 
@@ -94,26 +97,18 @@ class ESDIRK(Stepper):
             state.theta = 1.0          # OrdinaryDiffEq resets the carried rate after a rejection
         else:
             state.j_current = False    # a new start point
-        force_j = False
-        while True:
-            self._matrices(problem, t, y, g * dt, state, rejected, force_j)
-            state.iters, state.rate_max = 0, 0.0
-            z, Ys = [f0 * dt], [y]
-            for i in range(1, len(c)):
-                tmp = lincomb(y, z, A[i])
-                zi = solve_stage(problem, t + c[i] * dt, tmp, lincomb(None, z, pred[i]), y, dt, g, state)
-                if zi is None:
-                    break
-                z.append(zi)
-                Ys.append(tmp.add(zi, alpha=g))
-            else:
-                break
-            problem.stats.nnewton += state.iters
-            problem.stats.nnewton_fail += 1
-            state.fast, state.theta = False, 1.0
-            if state.j_current:
+        self._matrices(problem, t, y, g * dt, state, rejected)
+        state.iters, state.rate_max = 0, 0.0
+        z, Ys = [f0 * dt], [y]
+        for i in range(1, len(c)):
+            tmp = lincomb(y, z, A[i])
+            zi = self._stage(problem, t, y, t + c[i] * dt, tmp, lincomb(None, z, pred[i]), dt, state)
+            if zi is None:
+                problem.stats.nnewton += state.iters
+                state.fast = False
                 return StepResult(y, f0, None, None, False), state
-            force_j = True
+            z.append(zi)
+            Ys.append(tmp.add(zi, alpha=g))
         problem.stats.nnewton += state.iters
         state.fast = state.rate_max <= FAST_THETA
         err = solve_w(problem, state.w, lincomb(None, z, p.b_err)) if state.want_err else None
@@ -121,21 +116,38 @@ class ESDIRK(Stepper):
         return StepResult(Ys[-1], z[-1] / dt, err, q, True, tuple(z)), state
 
     @staticmethod
-    def _matrices(problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool,
-                  force_j: bool) -> None:
+    def _matrices(problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
         """J and the LU of W at the start of an attempt, under the reuse policy."""
-        new_j = not state.j_current and (force_j or state.J is None or not state.fast or rejected)
+        new_j = not state.j_current and (state.J is None or not state.fast or rejected)
         if new_j:
             state.J, state.j_current = state.jac(problem, t, y), True
         if new_j or rejected or w_is_stale(state.w, gdt, W_CUTOFF):
             state.w = factor_w(problem, state.J, gdt)
+
+    def _stage(self, problem, t, y, ti, tmp, guess, dt, state: ESDIRKState) -> Optional[Tensor]:
+        """One stage's Newton solve with the recovery ladder: fresh J, then exact W, then give up."""
+        gdt = self.plan.gamma * dt
+        while True:
+            zi = solve_stage(problem, ti, tmp, guess, y, dt, self.plan.gamma, state)
+            if zi is not None:
+                return zi
+            problem.stats.nnewton_fail += 1
+            state.theta = 1.0
+            if not state.j_current:
+                state.J, state.j_current = state.jac(problem, t, y), True
+                state.w = factor_w(problem, state.J, gdt)
+            elif state.w.gdt != gdt:
+                state.w = factor_w(problem, state.J, gdt)
+            else:
+                return None
 
     def _quad(self, problem, t: float, dt: float, Ys: list, state: ESDIRKState) -> tuple:
         """``dt sum_i b_i q(t + c_i dt, Y_i)``; stage 0 is the start point, the last stage is y1."""
         p = self.plan
         rates = [None] * len(p.c)
         for i, _ in p.b:
-            rates[i] = state.start_rates(problem, t, Ys[0]) if i == 0 else problem.q_eval(t + p.c[i] * dt, Ys[i])
+            rates[i] = (state.start_rates(problem, t, Ys[0]) if i == 0
+                        else problem.q_eval(t + p.c[i] * dt, Ys[i]))
         if rates[-1] is None:
             rates[-1] = problem.q_eval(t + dt, Ys[-1])
         state.q1 = rates[-1]
