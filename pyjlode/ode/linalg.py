@@ -4,8 +4,8 @@ A state ``y`` of shape ``(n,)`` is one system with Jacobian ``(n, n)``; ``(B, n)
 independent systems, so the Jacobian is block diagonal and only the ``(B, n, n)`` blocks are
 stored, factorised and solved (never a dense ``(B*n)^2`` matrix).
 
-Sign convention used by every stiff stepper here: ``W = I - gdt * J`` with ``gdt = gamma * dt``
-(OrdinaryDiffEq's ``J - I/gdt`` is ``-W/gdt``).
+The engine's one W convention, used by every stiff stepper and every docstring: ``W = I - gdt * J``
+with ``gdt = gamma * dt`` (OrdinaryDiffEq's ``J - I/gdt`` is ``-W/gdt``; the stage solutions are the same).
 """
 from __future__ import annotations
 

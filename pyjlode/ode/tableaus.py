@@ -135,9 +135,10 @@ class RosenbrockTableau:
         rhs_i = f(t + c_i dt, u_i) + dt d_i df/dt + sum_{j<i} (C[i][j]/dt) k_j
         W k_i = gamma dt rhs_i
 
-    (OrdinaryDiffEq solves ``(J - I/(gamma dt)) k_i = -rhs_i`` for the same k_i), then ``u_{n+1} = u_n + sum b_i k_i`` and ``err = sum (b - b_hat)_i k_i``.
-    The transformed A and C are not classical Butcher coefficients, so only the
-    shapes, strict lower triangularity and ``c[0] == 0`` can be checked.
+    (OrdinaryDiffEq solves ``(J - I/(gamma dt)) k_i = -rhs_i`` for the same k_i), then
+    ``u_{n+1} = u_n + sum b_i k_i`` and ``err = sum (b - b_hat)_i k_i``. The transformed A and C
+    are not classical Butcher coefficients, so only the shapes, strict lower triangularity and
+    ``c[0] == 0`` can be checked.
 
     Attributes:
         name, A, C, gamma, c, d, b, b_hat, order, embedded_order, source: as above.
