@@ -22,7 +22,7 @@ while the slow error direction hides in a correction too small to dominate the n
   measured on this stage before anything is accepted.
 - The rate is the larger of the corrections' ratio and the residuals' ratio (both scaled norms).
   W^-1 shrinks stiff error components in dz; G = -W_true e magnifies them. A residual within
-  NOISE times its rounding level (eps (|dt f| + |z|)) is not used.
+  NOISE times its rounding level (eps (||dt f|| + ||z||)) is not used.
 - An iteration that does not contract (rate >= 1) is a failure, never a converged "rounding
   floor", unless J is fresh, the correction is already below KAPPA and the rate is at most
   MAX_RATE (float32 stiff fields stall there at rates of 0.5 to 3).
@@ -46,19 +46,21 @@ MAX_RATE = 2.0               # above this, divergence, not rounding noise (Ordin
 THETA_DAMP = 0.3             # theta = max(THETA_DAMP * theta, rate) (OrdinaryDiffEq)
 FIRST_NDZ = 1e-5             # a first correction this small is converged (OrdinaryDiffEq), fresh J only
 NOISE = 100.0                # a residual within this factor of its rounding level says nothing about the rate
+_EPS = {dt: torch.finfo(dt).eps for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
 
-def _norms(dz: Tensor, G: Tensor, dtf: Tensor, z: Tensor, inv_scale: Tensor) -> list:
-    """Scaled RMS norms of the correction, of the residual and of the residual's rounding level
-    (``|dt f| + |z|``, times eps by the caller); for a batch the worst row of each, so every system
-    converges. One stacked reduction and one host sync per iteration."""
-    with torch.no_grad():
-        x = torch.stack([dz, G, dtf.abs().add_(z.abs())]).mul_(inv_scale)
-        norms = torch.linalg.vector_norm(x, dim=-1)
-        if norms.dim() > 1:
-            norms = norms.amax(dim=-1)
-        root_n = math.sqrt(x.shape[-1])
-        return [v / root_n for v in norms.tolist()]
+def _norms(dz: Tensor, G: Tensor, dtf: Tensor, z: Tensor, inv_scale: Tensor) -> tuple:
+    """Scaled RMS norms of the correction and of the residual, and a bound on the residual's
+    rounding level (``||dt f|| + ||z||``, times eps by the caller); for a batch the worst row of
+    each, so every system converges. One stacked reduction and one host sync per iteration."""
+    if G.requires_grad or z.requires_grad:     # backprop through the solve: keep norms off the graph
+        dz, G, dtf, z = dz.detach(), G.detach(), dtf.detach(), z.detach()
+    norms = torch.linalg.vector_norm(torch.stack([dz, G, dtf, z]).mul_(inv_scale), dim=-1)
+    if norms.dim() > 1:
+        norms = norms.amax(dim=-1)
+    ndz, nG, ndtf, nz = norms.tolist()
+    root_n = math.sqrt(dz.shape[-1])
+    return ndz / root_n, nG / root_n, (ndtf + nz) / root_n
 
 
 def solve_stage(problem, ti: float, tmp: Tensor, z: Tensor, y: Tensor, dt: float, gamma: float,
@@ -74,10 +76,11 @@ def solve_stage(problem, ti: float, tmp: Tensor, z: Tensor, y: Tensor, dt: float
     w = state.w
     corr = w.gdt / (gamma * dt)
     fresh = state.j_current and corr == 1.0
-    eps = torch.finfo(y.dtype).eps
+    eps = _EPS[y.dtype]
     Y = tmp.add(z, alpha=gamma)
-    with torch.no_grad():
-        inv_scale = torch.maximum(y.abs(), Y.abs()).mul_(problem.rtol).add_(problem.atol).reciprocal_()
+    # detach, not no_grad(): the context manager costs more than the whole scale on small systems
+    inv_scale = torch.maximum(y.detach().abs(), Y.detach().abs()).mul_(problem.rtol).add_(problem.atol) \
+        .reciprocal_()
     theta, prev, rate_prev = max(state.theta, abs(1.0 - corr)), None, None
     for it in range(1, MAX_ITER + 1):
         state.iters += 1
@@ -87,7 +90,7 @@ def solve_stage(problem, ti: float, tmp: Tensor, z: Tensor, y: Tensor, dt: float
         dz = solve_w(problem, w, G)
         if corr != 1.0:
             dz = dz * corr
-        ndz, nG, noise = _norms(dz.detach(), G.detach(), dtf.detach(), z.detach(), inv_scale)
+        ndz, nG, noise = _norms(dz, G, dtf, z, inv_scale)
         if not (math.isfinite(ndz) and math.isfinite(nG)):
             return None
         if it > 1:
