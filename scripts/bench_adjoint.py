@@ -7,7 +7,7 @@ backward of the whole sequence), its forward/backward NFE counted, and its gradi
 with a float64 direct-backprop reference (torchdiffeq dopri5 at rtol 1e-8, backpropagated token by
 token so that only one token's graph is alive at a time).
 
-    python scripts/bench_adjoint.py                                  # issue 3's size (slow on 2 cores)
+    python scripts/bench_adjoint.py                                  # the full size (slow on 2 cores)
     python scripts/bench_adjoint.py --batch 8 --hidden 64 --tokens 5 # a quick run
     python scripts/bench_adjoint.py --write docs/benchmarks.md       # refresh the docs section
 """

@@ -1,8 +1,8 @@
-"""GRU-ODE training-step benchmark (issue 7); the same as `pyjlode bench`.
+"""GRU-ODE training-step benchmark; the same as `pyjlode bench`.
 
     python scripts/bench_gruode.py --repeats 5 --train-steps 8 --write docs/benchmarks.md
 """
-from pyjlode.bench import bench_command
+from pyjlode.cli.bench import bench
 
 if __name__ == "__main__":
-    bench_command(prog_name="scripts/bench_gruode.py")
+    bench(prog_name="scripts/bench_gruode.py")

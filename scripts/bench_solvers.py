@@ -245,7 +245,7 @@ def table(results) -> str:
 
 
 def target_check(results) -> str:
-    """Issue 2's target: on the stiff problems, no more accepted steps than scipy's Radau."""
+    """The target: on the stiff problems, no more accepted steps than scipy's Radau."""
     met, missed = [], []
     for case in CASES:
         radau = results[case.name].get("scipy Radau")

@@ -13,9 +13,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from pyjlode.checkpoint import load_checkpoint, load_vocab, model_from_checkpoint
+from pyjlode.training.state import load_checkpoint, load_vocab, model_from_checkpoint
 from pyjlode.data import batchify
-from pyjlode.evaluate import _split_ids, evaluate_nll
+from pyjlode.evaluation.evaluate import evaluate_nll, split_ids
 
 
 def _hidden(state) -> torch.Tensor:
@@ -46,7 +46,7 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt).eval()
     tokenizer, vocab = load_vocab(ckpt)
-    ids = _split_ids(ckpt, args.split, None, tokenizer, vocab)[:args.tokens]
+    ids = split_ids(ckpt, args.split, None, tokenizer, vocab)[:args.tokens]
     for b in (int(v) for v in args.batch_sizes.split(",") if v):
         nll, _ = evaluate_nll(model, batchify(ids, b), 35)
         print(f"batched evaluation, {b} streams: perplexity {torch.tensor(nll).exp():.1f}")

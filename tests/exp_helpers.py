@@ -31,14 +31,15 @@ TINY = dict(embed_size=8, hidden_size=8, batch_size=4, bptt=6, eval_tokens=120, 
 
 def train_tiny(out: Path, corpus: Path, resume: bool = False, **opts) -> dict:
     """In-process `train` with tiny sizes; returns its summary."""
-    from pyjlode.train import build_configs, train
+    from pyjlode.training.config import build_configs
+    from pyjlode.training.loop import train
 
     mcfg, tcfg = build_configs({**TINY, "corpus": str(corpus), "out": str(out), **opts})
     return train(mcfg, tcfg, resume=resume, echo=lambda line: None)
 
 
 def state_dict(path: Path) -> dict:
-    from pyjlode.checkpoint import load_checkpoint
+    from pyjlode.training.state import load_checkpoint
 
     return load_checkpoint(path)["state_dict"]
 

@@ -2,7 +2,7 @@
 
 - A GRU-ODE batch scaled by 1/tau (tau = 0.03, rtol 1e-3, two tokens): torchdiffeq's
   odeint_adjoint (dopri5 backsolve) fails or is far off, while pyjlode's interpolating adjoint with
-  a stiff backward solver is within 1e-3 of float64 direct backprop (issue 3's failure, smaller).
+  a stiff backward solver is within 1e-3 of float64 direct backprop (the benchmark's failure, smaller).
 - The forward pass records no autograd graph: it saves exactly the dense checkpoints.
 - The backward's live autograd state does not grow with the number of forward steps.
 """

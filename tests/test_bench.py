@@ -1,4 +1,5 @@
-"""The GRU-ODE benchmark harness (pyjlode.bench): its cases compute the same model, and it reports honestly.
+"""The GRU-ODE benchmark harness (pyjlode.experiments.bench): its cases compute the same model, and it reports
+honestly.
 
 Tiny sizes only; no timings are asserted (the benchmark is the judge of speed, not the tests).
 """
@@ -8,8 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pyjlode import bench
-from pyjlode import bench_cases as bc
+from pyjlode.cli.bench import bench as bench_command
+from pyjlode.experiments import bench
+from pyjlode.experiments import bench_cases as bc
 
 pytest.importorskip("torchdiffeq")
 
@@ -108,8 +110,8 @@ def test_command_runs_end_to_end_and_rejects_unknown_cases(tmp_path):
     runner = CliRunner()
     args = ["--batch", "2", "--input", "3", "--hidden", "4", "--tokens", "2", "--repeats", "1", "--no-memory",
             "--no-reference", "--stiff-tau", "0", "--cases", "tsit5,gru"]
-    res = runner.invoke(bench.bench_command, args)
+    res = runner.invoke(bench_command, args)
     assert res.exit_code == 0, res.output
     assert "(c) pyjlode Tsit5" in res.output and "Cost floor" in res.output
-    bad = runner.invoke(bench.bench_command, ["--cases", "tsit5,nope"])
+    bad = runner.invoke(bench_command, ["--cases", "tsit5,nope"])
     assert bad.exit_code == 2 and "unknown case 'nope'" in bad.output

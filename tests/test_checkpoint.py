@@ -1,29 +1,37 @@
-"""Checkpoint files: atomic writes survive a crash, damaged files fail in one line, RNG state round-trips."""
+"""Checkpoint files: atomic writes survive a crash, damaged files fail in one line, RNG state round-trips,
+and checkpoints in an older layout still load."""
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pyjlode import checkpoint as ck
-from pyjlode.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pyjlode.models import SolverConfig
+from pyjlode.training import checkpoint_io as ck
+from pyjlode.training import state
+from pyjlode.training.checkpoint_io import CheckpointError
+from pyjlode.training.config import build_configs
+from pyjlode.training.loop import train
+from pyjlode.training.state import load_checkpoint, save_checkpoint
 
 
 def _payload(value: float) -> dict:
     return {"state_dict": {"w": torch.full((3,), value)}, "train_config": {"lr": 1e-3, "cache_dir": None},
-            "progress": {"step": int(value)}, "rng": ck.rng_state()}
+            "progress": {"step": int(value)}, "rng": state.rng_state()}
 
 
 def test_round_trip_with_weights_only(tmp_path):
     path = save_checkpoint(_payload(2.0), tmp_path / "run" / "last.pt")
     raw = torch.load(path, weights_only=True)          # plain data: the strict loader accepts it
-    assert raw["format"] == ck.FORMAT and raw["version"] == ck.VERSION
+    assert raw["format"] == state.FORMAT and raw["version"] == state.VERSION
     assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.full((3,), 2.0))
 
 
@@ -78,9 +86,10 @@ def test_sigkill_between_write_and_rename_keeps_previous_checkpoint(tmp_path):
     path = save_checkpoint(_payload(1.0), tmp_path / "last.pt")
     child = textwrap.dedent(f"""
         import os, signal, torch
-        from pyjlode import checkpoint as ck
+        from pyjlode.training import checkpoint_io as ck
         ck._commit = lambda tmp, target: os.kill(os.getpid(), signal.SIGKILL)
-        ck.save_checkpoint({{"progress": {{"step": 9}}, "w": torch.ones(1000)}}, {str(path)!r})
+        from pyjlode.training.state import save_checkpoint
+        save_checkpoint({{"progress": {{"step": 9}}, "w": torch.ones(1000)}}, {str(path)!r})
     """)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=120)
     assert proc.returncode == -9
@@ -90,12 +99,12 @@ def test_sigkill_between_write_and_rename_keeps_previous_checkpoint(tmp_path):
 
 
 def test_rng_state_round_trips_every_generator(tmp_path):
-    ck.seed_everything(7)
-    state = ck.rng_state()
+    state.seed_everything(7)
+    rng = state.rng_state()
     first = (torch.rand(3), random.random(), np.random.rand())
-    save_checkpoint({"rng": state}, tmp_path / "r.pt")
+    save_checkpoint({"rng": rng}, tmp_path / "r.pt")
     torch.rand(5), random.random(), np.random.rand()     # move every generator on
-    ck.set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
+    state.set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
     again = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(first[0], again[0]) and first[1:] == again[1:]
 
@@ -114,3 +123,38 @@ def test_snapshot_survives_later_saves(tmp_path):
     assert load_checkpoint(best)["progress"]["step"] == 1
     assert load_checkpoint(last)["progress"]["step"] == 2
     assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]
+
+
+# --------------------------------------------------------------------------------------------------
+# older layouts
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_version_1_checkpoint_loads_rebuilds_its_model_and_resumes(tmp_path, monkeypatch):
+    """A checkpoint written before the solver settings had a config of their own (tests/fixtures)."""
+    old = FIXTURES / "checkpoint-v1" / "last.pt"
+    raw = torch.load(old, weights_only=True)
+    assert raw["version"] == 1 and "cell_options" in raw["model_config"]      # really the old layout
+    ckpt = load_checkpoint(old)
+    assert state.model_config(ckpt).ode == SolverConfig(backward_solver="KenCarp4", rtol=1e-4, tau=0.5)
+    model = state.model_from_checkpoint(ckpt)
+    assert all(torch.equal(v, raw["state_dict"][k]) for k, v in model.state_dict().items())
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(old, run / "last.pt")
+    monkeypatch.chdir(FIXTURES)            # the checkpoint names its corpus relative to this folder
+    summary = train(*build_configs({"out": str(run), "max_steps": 4, "time_budget": 0}), resume=True,
+                    echo=lambda line: None)
+    assert summary["step"] == 4
+    new = load_checkpoint(run / "last.pt")
+    assert new["version"] == state.VERSION and new["model_config"]["ode"]["backward_solver"] == "KenCarp4"
+
+
+def test_version_1_wrote_no_vocabulary_limit_as_none(tmp_path):
+    old = {"format": state.FORMAT, "version": 1, "train_config": {"max_vocab": None},
+           "model_config": {"vocab_size": 3, "cell": "gru", "cell_options": {}}}
+    ck.save_torch(old, tmp_path / "old.pt")
+    new = load_checkpoint(tmp_path / "old.pt")
+    assert new["train_config"]["max_vocab"] == 0 and new["model_config"]["ode"] == {}

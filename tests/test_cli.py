@@ -16,11 +16,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pyjlode import train as train_mod
-from pyjlode.checkpoint import load_checkpoint
-from pyjlode.cli import cli, main, wants_julia
-from pyjlode.models import LanguageModel
-from pyjlode.train import TrainConfig
+from pyjlode.training import loop as train_mod
+from pyjlode.training.state import load_checkpoint
+from pyjlode.backends import wants_julia
+from pyjlode.cli import cli, main
+from pyjlode.models import LanguageModel, ModelConfig, SolverConfig
+from pyjlode.training.config import TrainConfig
 
 WORDS = "the king and queen of england went to see a play in london with many friends".split()
 SMALL = ["--embed-size", "8", "--hidden-size", "16", "--batch-size", "4", "--bptt", "8", "--eval-tokens",
@@ -72,17 +73,19 @@ def trained(tmp_path_factory, corpus) -> Path:
 
 
 @pytest.mark.parametrize("extra", [["--model", "rnn"], ["--model", "gru"], ["--model", "lstm"],
-                                   ["--model", "gru-ode"], ["--model", "gru-ode", "--stiff-solver", "KenCarp4"],
+                                   ["--model", "gru-ode"], ["--model", "gru-ode", "--backward-solver", "kencarp4"],
+                                   ["--model", "gru-ode", "--stiff-solver", "KenCarp4"],
                                    ["--model", "gru", "--level", "char"]],
-                         ids=["rnn", "gru", "lstm", "gru-ode", "gru-ode-KenCarp4", "gru-char"])
+                         ids=["rnn", "gru", "lstm", "gru-ode", "gru-ode-KenCarp4", "stiff-solver-alias",
+                              "gru-char"])
 def test_train_each_model(tmp_path, corpus, extra):
     result = invoke("train", "--corpus", corpus, "--out", tmp_path, *SMALL, *extra)
     assert_ok(result)
     assert "valid ppl" in result.output and "done (max_steps)" in result.output
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
     assert ckpt["progress"]["step"] == 3
-    if "--stiff-solver" in extra:
-        assert ckpt["model_config"]["cell_options"]["backward_solver"] == "KenCarp4"
+    if "gru-ode" in extra and len(extra) > 2:                          # stored with its canonical name
+        assert ckpt["model_config"]["ode"]["backward_solver"] == "KenCarp4"
         assert "nfe/token" in result.output
 
 
@@ -195,7 +198,7 @@ def _bad_corpus(tmp_path: Path, kind: str) -> Path:
     ("not-utf8", [], ["not UTF-8"]),
     ("tiny", ["--batch-size", "64"], ["fewer than one batch"]),
     ("ok", ["--solver", "Foo"], ["--solver", "unknown solver", "Tsit5", "KenCarp4"]),
-    ("ok", ["--stiff-solver", "Bar"], ["--stiff-solver", "Tsit5", "Rodas5P"]),
+    ("ok", ["--stiff-solver", "Bar"], ["--backward-solver", "Tsit5", "Rodas5P"]),
     ("ok", ["--tie-weights"], ["--tie-weights", "--embed-size"]),
     ("ok", ["--resume"], ["last.pt"]),
 ], ids=["missing-path", "empty", "non-utf8", "split-smaller-than-batch", "unknown-solver",
@@ -204,6 +207,30 @@ def test_bad_training_input(tmp_path, corpus, kind, extra, needles):
     path = corpus if kind == "ok" else _bad_corpus(tmp_path, kind)
     result = invoke("train", "--model", "gru-ode", "--corpus", path, "--out", tmp_path / "run", *SMALL, *extra)
     assert_one_line_error(result, *needles)
+
+
+def test_every_deliberate_error_is_a_pyjlode_error():
+    from pyjlode.backends import BackendUnavailable
+    from pyjlode.data import DataError
+    from pyjlode.errors import InputError, PyjlodeError
+    from pyjlode.ode.errors import SolverError
+    from pyjlode.training.checkpoint_io import CheckpointError
+    from pyjlode.training.loop import TrainingStopped
+
+    for kind in (InputError, DataError, CheckpointError, SolverError, TrainingStopped, BackendUnavailable):
+        assert issubclass(kind, PyjlodeError), kind
+    for kind in (InputError, DataError, CheckpointError):     # callers that catch ValueError still do
+        assert issubclass(kind, ValueError), kind
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, corpus, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug, not bad input")
+
+    monkeypatch.setattr(train_mod, "prepare_corpus", broken)
+    result = invoke("train", "--model", "gru", "--corpus", corpus, "--out", tmp_path, *SMALL)
+    assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+    assert "error: " not in result.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -242,11 +269,17 @@ def test_every_option_has_help(name, command):
     assert_ok(invoke(name, "--help"))
 
 
-def test_train_defaults_match_train_config():
-    options = {p.name: p.default for p in cli.commands["train"].params if isinstance(p, click.Option)}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in options and f.name != "out":
-            assert options[f.name] == f.default, f.name
+@pytest.mark.parametrize("config", [TrainConfig, ModelConfig, SolverConfig])
+def test_train_options_are_the_config_fields(config):
+    """Flag, help and default come from each field; a setting without a flag has no option."""
+    options = {getattr(p, "field_name", p.name): p for p in cli.commands["train"].params}
+    for f in dataclasses.fields(config):
+        if "flag" not in f.metadata:
+            assert f.name not in options, f.name
+            continue
+        option = options[f.name]
+        assert option.help == f.metadata["flag"].help
+        assert option.default == f.default, f.name
 
 
 def test_python_m_pyjlode_is_the_script():
@@ -263,20 +296,28 @@ def test_python_m_pyjlode_is_the_script():
     assert a.stdout == b.stdout and a.stdout.startswith("Usage: pyjlode train")
 
 
-def test_backend_julia_is_preloaded_before_torch():
-    # A stand-in for pyjlode.backends.julia records whether torch was already imported at preload time.
-    child = textwrap.dedent("""
+@pytest.mark.parametrize("argv, preloads", [(["train", "--backend", "julia", "--rtol", "-1"], True),
+                                            (["train", "--backend", "julia", "--help"], False),
+                                            (["doctor", "--backend", "julia"], False)])
+def test_backend_julia_is_preloaded_before_torch_and_only_for_work(argv, preloads):
+    # A stand-in for the Julia runtime's preload records whether torch was already imported at that time.
+    child = textwrap.dedent(f"""
         import sys, types
-        import pyjlode.backends
-        fake = types.ModuleType("pyjlode.backends.julia")
-        fake.preload = lambda: print("torch loaded at preload:", "torch" in sys.modules)
-        sys.modules["pyjlode.backends.julia"] = fake
-        pyjlode.backends.julia = fake
+        fake = types.ModuleType("pyjlode.backends._julia_runtime")
+        fake.preload = lambda: print("torch loaded at preload:", "torch" in sys.modules) or True
+        sys.modules["pyjlode.backends._julia_runtime"] = fake
         from pyjlode.cli import main
-        main(["train", "--backend", "julia", "--help"])
+        try:
+            main({argv!r})
+        except SystemExit:
+            pass
     """)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
-    assert "torch loaded at preload: False" in proc.stdout, proc.stdout + proc.stderr
+    expected = "torch loaded at preload: False" if preloads else None
+    if expected:
+        assert expected in proc.stdout, proc.stdout + proc.stderr
+    else:
+        assert "torch loaded at preload" not in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("argv, expected", [(["train", "--backend", "julia"], True),

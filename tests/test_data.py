@@ -237,7 +237,7 @@ def test_batchify_columns_are_contiguous_and_tail_dropped():
 def test_batchify_fewer_tokens_than_one_batch():
     with pytest.raises(DataError) as err:
         batchify(torch.arange(7), 4, split="valid")
-    assert_one_line(err, "valid split has 7 tokens", "--batch-size")
+    assert_one_line(err, "valid split has 7 tokens", "`batch_size`")
     with pytest.raises(DataError):
         batchify(torch.arange(7), 0)
 

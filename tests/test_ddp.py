@@ -10,7 +10,7 @@ import torch
 from exp_helpers import (max_diff, run_python, single_thread, state_dict, tiny_cli_args, train_tiny,
                          write_corpus)
 
-from pyjlode import distributed as dist
+from pyjlode.training import distributed as dist
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 # collective helpers called while the process group is still up.
 DRIVER = textwrap.dedent("""
     import os, sys, torch
-    import pyjlode.train as T
-    from pyjlode import distributed as D
+    import pyjlode.training.loop as T
+    from pyjlode.training import distributed as D
     _run = T.Trainer.run
     def run(self):
         try:
@@ -97,5 +97,5 @@ def test_sharding_takes_contiguous_column_blocks():
 
 
 def test_batch_that_does_not_split_is_a_clear_error():
-    with pytest.raises(ValueError, match="--batch-size 6 does not split over 4 processes"):
+    with pytest.raises(ValueError, match="`batch_size` 6 does not split over 4 processes"):
         dist.shard_columns(torch.zeros(3, 6), dist.DistInfo(rank=0, world_size=4))

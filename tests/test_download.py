@@ -158,7 +158,7 @@ def test_no_network_gives_one_line_with_the_manual_alternative(tmp_path, corpus)
     msg = str(err.value)
     rf = SOURCES[corpus][0]
     assert "\n" not in msg and "cannot download" in msg and "no network?" in msg
-    assert rf.url in msg and str(cache / corpus / rf.name) in msg and "--corpus PATH" in msg
+    assert rf.url in msg and str(cache / corpus / rf.name) in msg and "`corpus`" in msg
     assert cache_files(cache) == []
 
 
@@ -189,6 +189,6 @@ def test_unwritable_cache_dir(tmp_path, monkeypatch):
     pin(monkeypatch, "tiny-shakespeare")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(DataError, match="--cache-dir"):
+    with pytest.raises(DataError, match="`cache_dir`"):
         load_splits("tiny-shakespeare", cache_dir=str(blocker), url_override=tmp_path.as_uri())
     assert os.path.isfile(blocker)

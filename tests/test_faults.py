@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from exp_helpers import (max_diff, run_python, single_thread, state_dict, tiny_cli_args, train_tiny,
                          write_corpus)
 
-from pyjlode import train as train_mod
-from pyjlode.checkpoint import load_checkpoint
+from pyjlode.training import loop as train_mod
+from pyjlode.training.state import load_checkpoint
 from pyjlode.cli import cli
 from pyjlode.experiments import compare as compare_mod
 from pyjlode.experiments import runs
@@ -22,7 +22,7 @@ from pyjlode.ode.errors import StepSizeUnderflow
 # last.pt: the new file is fully written under its temporary name, the rename never happens.
 KILLER = textwrap.dedent("""
     import os, signal, sys, torch
-    from pyjlode import checkpoint as ck
+    from pyjlode.training import checkpoint_io as ck
     real = ck._commit
     def commit(tmp, target):
         if torch.load(tmp, weights_only=True)["progress"]["step"] >= int(os.environ["KILL_AT"]):
@@ -101,14 +101,14 @@ def test_solver_failure_in_the_backward_pass_names_it_and_keeps_checkpoint(tmp_p
     armed = _arm_after_first_save(monkeypatch)
     real = GRUODEField.vjp
 
-    def vjp(self, t, h, a):
+    def vjp(self, t, h, a, **kwargs):
         if armed["on"]:
             raise StepSizeUnderflow("step size underflow", solver="RK4", t=0.5, dt=1e-13)
-        return real(self, t, h, a)
+        return real(self, t, h, a, **kwargs)
 
     monkeypatch.setattr(GRUODEField, "vjp", vjp)
     out = tmp_path / "underflow"
-    _assert_stopped_with_good_checkpoint(_train_cli(corpus, out), out, "RK4", "--stiff-solver")
+    _assert_stopped_with_good_checkpoint(_train_cli(corpus, out), out, "RK4", "--backward-solver")
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_compare_marks_a_solver_failure_and_retries_it_next_time(tmp_path, monke
 
     def train_run(run_dir, options, echo=None):
         calls.append(run_dir)
-        if fail["on"] and options.get("stiff_solver") == "KenCarp4":
+        if fail["on"] and options.get("backward_solver") == "KenCarp4":
             raise StepSizeUnderflow("step size underflow", solver="KenCarp4", t=0.3, dt=1e-13)
         return {}
 

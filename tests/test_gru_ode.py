@@ -18,7 +18,7 @@ def _tau(kind, H):
 
 
 def _reference_f(h, U, c, b_hn, tau, reset_after):
-    """dh/dt written out from the equations (issue 4), for autograd to differentiate."""
+    """dh/dt written out from the equations (GRUODEField's docstring), for autograd to differentiate."""
     H = h.shape[-1]
     U_r, U_z, U_h = U[:H], U[H:2 * H], U[2 * H:]
     r = torch.sigmoid(c[..., :H] + h @ U_r.T)
@@ -192,6 +192,17 @@ def test_layer_shapes_like_nn_gru(solver, batch_first):
 def test_bad_options_fail_in_one_line(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GRUODE(3, 4, **kwargs)
+
+
+def test_settings_are_checked_once_per_sequence_not_per_token(monkeypatch):
+    from pyjlode.ode import adjoint
+
+    calls = []
+    real = adjoint._make_config
+    monkeypatch.setattr(adjoint, "_make_config", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layer = GRUODE(3, 4, num_layers=2, solver="Tsit5")
+    layer(torch.randn(6, 2, 3))[0].sum().backward()               # 6 tokens, 2 layers
+    assert len(calls) == 2
 
 
 def test_solver_stats_forward_and_backward():

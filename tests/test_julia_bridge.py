@@ -1,13 +1,18 @@
-"""The Python side of the Julia backend, and (where Julia runs) its agreement with the native engine.
+"""The Python side of the Julia engine, checked without Julia (a fake PyJlODE stands in).
 
-Without Julia: backend lookup, lazy imports, the one-line error when juliacall/Julia is missing,
-argument validation before Julia starts, solver names equal to the native registry, and the
-(B, H) torch <-> (H, B) Julia layout round trip. With Julia (skipped, with the reason, when
-juliacall cannot start it): forward states and gradients equal to the native engine and
-torchdiffeq within 1e-6 relative in float64, the stiff adjoint case, Euler == GRU cell, CUDA.
+Claims: backend lookup, lazy imports and the one-line error when juliacall/Julia is missing;
+``preload_for`` starts Julia only for commands that will use it; argument validation before Julia
+starts, with solver names from the native registry and "gauss" as the default adjoint; the
+(B, H) torch <-> (H, B) Julia layout; the autograd Function's marshalling (exact against torch
+autograd through the fake); DLPack only ever receives detached tensors (a fake runtime that calls
+torch's real ``__dlpack__`` records them); Julia solve failures arrive as SolverError subclasses,
+forward and inside ``loss.backward()``; ``warmup`` runs each distinct layer setting once; the
+doctor lists both engines and judges a Julia on PATH by the required version.
+The checks that need Julia itself are in tests/test_julia_runtime.py.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -16,7 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from pyjlode.backends import BackendUnavailable, _julia_runtime, get_backend, julia
+from pyjlode.backends import (BackendUnavailable, _julia_layout, _julia_runtime, get_backend, julia,
+                              preload_for, warmup)
+from pyjlode.backends.doctor import compatible, run_doctor
+from pyjlode.ode.errors import MaxStepsExceeded, NewtonFailure, NonFiniteState, SolverError, StepSizeUnderflow
 
 INSTALL = 'pip install "pyjlode[julia]"'
 
@@ -59,10 +67,36 @@ def test_importing_pyjlode_does_not_import_juliacall():
 
 def test_importing_the_julia_bridge_does_not_import_torch():
     # preload() must be reachable before torch is imported (juliacall wants to come first).
-    out = _run_python("import sys, pyjlode; before = 'torch' in sys.modules; "
-                      "import pyjlode.backends.julia; print(before, 'torch' in sys.modules)")
-    before, after = out.split()
-    assert after == before
+    out = _run_python("import sys, pyjlode.backends.julia, pyjlode.backends.doctor; "
+                      "print('torch' in sys.modules)")
+    assert out == "False"
+
+
+# ------------------------------------------------------------------------------- preloading
+@pytest.fixture
+def preloads(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_julia_runtime, "preload", lambda: calls.append(1) or True)
+    return calls
+
+
+@pytest.mark.parametrize("argv", [["train", "--backend", "julia", "--help"], ["train", "-h", "--backend=julia"],
+                                  ["--version"], ["doctor", "--backend", "julia"], ["--backend", "julia"],
+                                  ["train", "--backend", "torch"], ["train", "--corpus", "julia"], []])
+def test_preload_skips_commands_that_will_not_run_julia(argv, preloads):
+    assert preload_for(argv) is False and preloads == []
+
+
+@pytest.mark.parametrize("argv", [["train", "--backend", "julia"], ["train", "--backend=julia", "--dry-run"],
+                                  ["evaluate", "--checkpoint", "run", "--backend", "julia"]])
+def test_preload_runs_for_commands_on_julia(argv, preloads):
+    assert preload_for(argv) is True and preloads == [1]
+
+
+def test_preload_for_help_does_not_import_juliacall():
+    out = _run_python("import sys; from pyjlode.backends import preload_for; "
+                      "preload_for(['train', '--backend', 'julia', '--help']); print('juliacall' in sys.modules)")
+    assert out == "False"
 
 
 # ------------------------------------------------------------------------------- Julia missing
@@ -84,7 +118,6 @@ def test_missing_juliacall_is_one_clear_line(julia_absent):
 def test_julia_that_cannot_start_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "juliacall", types.ModuleType("juliacall"))   # no Main: broken
     monkeypatch.setitem(_julia_runtime._state, "module", None)
-    monkeypatch.setattr(_julia_runtime, "declare_dependencies", lambda cuda=False: False)
     with pytest.raises(BackendUnavailable) as info:
         julia.check_available()
     _assert_one_line_with_fix(info.value, "could not be loaded")
@@ -101,20 +134,59 @@ def test_preload_never_raises(julia_absent, monkeypatch):
     assert julia.preload() is False
     monkeypatch.setitem(sys.modules, "juliacall", types.ModuleType("juliacall"))
 
-    def broken(cuda=False):
+    def broken():
         raise ImportError("No module named 'juliapkg'")
-    monkeypatch.setattr(_julia_runtime, "declare_dependencies", broken)
+    monkeypatch.setattr(_julia_runtime, "_start", broken)
     assert julia.preload() is False
 
 
-def test_doctor_exit_codes(julia_absent, capsys):
-    from pyjlode.backends.doctor import run_doctor
+def test_cuda_packages_are_declared_only_when_opted_in(monkeypatch):
+    added = []
+    fake = types.ModuleType("juliapkg")
+    fake.add = lambda name, **entry: added.append(name)
+    deps = types.ModuleType("juliapkg.deps")
+    deps.load_cur_deps = lambda: {"packages": {"DLPack": _julia_runtime.CUDA_PACKAGES["DLPack"]}}
+    monkeypatch.setitem(sys.modules, "juliapkg", fake)
+    monkeypatch.setitem(sys.modules, "juliapkg.deps", deps)
+    monkeypatch.delenv(_julia_runtime.CUDA_ENV, raising=False)
+    _julia_runtime.declare_cuda_packages()
+    assert added == []
+    monkeypatch.setenv(_julia_runtime.CUDA_ENV, "1")
+    _julia_runtime.declare_cuda_packages()
+    assert added == ["CUDA"]          # DLPack was already declared with the same entry
 
+
+# ------------------------------------------------------------------------------- doctor
+def test_doctor_lists_both_engines(julia_absent, capsys):
+    assert run_doctor() == 0
+    out = capsys.readouterr().out
+    assert "native engine" in out and "julia engine" in out and INSTALL in out
+    assert "Julia ~1.10" in out and "torch" in out
+
+
+def test_doctor_exit_codes(julia_absent, capsys):
     assert run_doctor("julia") == 1
-    assert INSTALL in capsys.readouterr().out
-    assert run_doctor("no-such-backend") == 1
-    pytest.importorskip("pyjlode.ode.methods", reason="the native engine is not importable yet")
     assert run_doctor("torch") == 0
+    assert run_doctor("no-such-backend") == 1
+
+
+@pytest.mark.parametrize("version, verdict", [("1.11.2", "not usable, pyjlode needs Julia ~1.10"),
+                                              ("1.10.4", "compatible")])
+def test_doctor_judges_a_julia_on_path_by_version(version, verdict, tmp_path, monkeypatch, julia_absent, capsys):
+    exe = tmp_path / "julia"
+    exe.write_text(f"#!/bin/sh\necho 'julia version {version}'\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    run_doctor()
+    assert f"{version} at {exe}: {verdict}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("version, spec, ok", [
+    ("1.10.0", "~1.10", True), ("1.10.7", "~1.10", True), ("1.11.0", "~1.10", False), ("1.9.4", "~1.10", False),
+    ("1.10.2", "~1.10.3", False), ("1.12.1", "1.10", True), ("2.0.0", "^1.10", False),
+    ("0.3.9", "0.3", True), ("0.4.0", "0.3", False)])
+def test_julia_compat_semantics(version, spec, ok):
+    assert compatible(version, spec) is ok
 
 
 # ------------------------------------------------------------------------------- validation
@@ -161,10 +233,24 @@ def test_bad_options_are_rejected_before_julia_starts(case, no_julia_start):
     assert "\n" not in str(info.value)
 
 
-def test_stiff_solvers_on_cuda_are_rejected():
+def _cuda_config(**overrides):
+    options = dict(dt=1.0, tau=1.0, reset_after=False, solver="Tsit5", backward_solver="KenCarp4",
+                   sensealg="gauss", rtol=1e-3, atol=1e-5, device="cuda")
+    return julia.make_config(**{**options, **overrides})
+
+
+def test_stiff_solvers_take_cuda_tensors_through_the_cpu(monkeypatch):
+    monkeypatch.delenv(_julia_runtime.CUDA_ENV, raising=False)
+    assert _julia_layout.julia_device(torch.device("cuda")) == torch.device("cpu")
+    assert _cuda_config().backward_solver == "KenCarp4"
+
+
+def test_stiff_solvers_on_zero_copy_cuda_are_rejected(monkeypatch):
+    monkeypatch.setenv(_julia_runtime.CUDA_ENV, "1")
+    assert _julia_layout.julia_device(torch.device("cuda")) == torch.device("cuda")
     with pytest.raises(ValueError, match="CPU"):
-        julia.make_config(dt=1.0, tau=1.0, reset_after=False, solver="Tsit5", backward_solver="KenCarp4",
-                          sensealg="gauss", rtol=1e-3, atol=1e-5, device="cuda")
+        _cuda_config()
+    assert _cuda_config(backward_solver="Tsit5").solver == "Tsit5"
 
 
 def test_valid_options_give_canonical_config():
@@ -172,6 +258,23 @@ def test_valid_options_give_canonical_config():
                             backward_solver="KENCARP4", sensealg="Gauss", rtol=1e-4, atol=1e-6)
     assert (cfg.solver, cfg.backward_solver, cfg.sensealg) == ("Tsit5", "KenCarp4", "gauss")
     assert (cfg.tau, cfg.reset_after, cfg.backward_rtol, cfg.backward_atol) == (2.0, True, 1e-4, 1e-6)
+
+
+def test_default_adjoint_is_gauss():
+    cfg = julia.make_config(dt=1.0, tau=1.0, reset_after=False, solver="Tsit5", backward_solver="Rodas5P",
+                            sensealg=None, rtol=1e-3, atol=1e-5)
+    assert cfg.sensealg == julia.DEFAULT_SENSEALG == "gauss"
+
+
+def test_solver_names_come_from_the_native_registry():
+    from pyjlode.ode import SOLVERS, get_method
+
+    assert julia.solver_names() == tuple(SOLVERS)
+    for name, method in SOLVERS.items():
+        for spelling in (name, name.upper(), *method.aliases):
+            assert julia.canonical_solver(spelling) == get_method(spelling).name == name
+    with pytest.raises(ValueError, match="unknown solver"):
+        julia.canonical_solver("ode45")
 
 
 def test_odeint_needs_increasing_times_and_a_gruode_field(no_julia_start):
@@ -187,30 +290,10 @@ def test_gruode_terms_read_the_models_field():
     h0, U, c, b = _tensors()
     field = types.SimpleNamespace(U=U, c=c, b_hn=b, tau=0.5, reset_after=True)
     assert julia.gruode_terms(field) == julia.GRUODETerms(U, c, b, 0.5, True)
-    models = pytest.importorskip("pyjlode.models.gru_ode_field", reason="MODELS' field not importable yet")
+    models = pytest.importorskip("pyjlode.models.gru_ode_field", reason="the model's field is not importable")
     native = models.GRUODEField(U, c, b, 0.5, True)
     terms = julia.gruode_terms(native)
     assert terms.U is U and terms.drive is c and terms.b_hn is b and terms.reset_after
-
-
-# ------------------------------------------------------------------------------- names
-def test_solver_lookup_is_case_insensitive_with_aliases():
-    for name in julia.SOLVER_NAMES:
-        assert julia.canonical_solver(name.upper()) == julia.canonical_solver(name.lower()) == name
-    assert julia.canonical_solver("Dopri5") == "DP5"
-    with pytest.raises(ValueError, match="choose one of: Euler, RK4"):
-        julia.canonical_solver("ode45")
-
-
-def test_solver_names_equal_the_native_registry():
-    methods = pytest.importorskip("pyjlode.ode.methods", reason="the native registry is not importable yet")
-    native = {m.name: (m.stiff, tuple(sorted(a.lower() for a in m.aliases))) for m in methods.SOLVERS.values()}
-    ours = {n: (n in julia.STIFF_SOLVERS, tuple(sorted(a for a, t in julia.SOLVER_ALIASES.items() if t == n)))
-            for n in julia.SOLVER_NAMES}
-    assert ours == native
-    for name, method in methods.SOLVERS.items():
-        for spelling in (name, *method.aliases):
-            assert julia.canonical_solver(spelling) == methods.get_method(spelling).name
 
 
 # ------------------------------------------------------------------------------- layout
@@ -241,6 +324,21 @@ def test_layout_rejects_non_cpu_tensors():
 
 
 # ------------------------------------------------------------------------------- marshalling
+def _field(U, C, bhn, tau, reset_after):
+    """The GRU-ODE right-hand side written from the equations (independent reference)."""
+    H = U.shape[1]
+
+    def f(t, h):
+        r = torch.sigmoid(C[:, :H] + h @ U[:H].T)
+        z = torch.sigmoid(C[:, H:2 * H] + h @ U[H:2 * H].T)
+        if reset_after:
+            g = torch.tanh(C[:, 2 * H:] + r * (h @ U[2 * H:].T + bhn))
+        else:
+            g = torch.tanh(C[:, 2 * H:] + (r * h) @ U[2 * H:].T)
+        return (1 - z) * (g - h) / tau
+    return f
+
+
 class FakePyJlODE:
     """Stands in for the Julia module with the documented array contract: every array arrives with
     torch's dimensions reversed ((H, B) state, Uᵀ (H, 3H), C (3H, B)) and outputs are written in place.
@@ -260,7 +358,7 @@ class FakePyJlODE:
         return h0 + dt * _field(U, C, 0.0 if bhn is None else bhn, tau, reset_after)(0.0, h0)
 
     def forward_b(self, h1, h0, Ut, C, bhn, *, dt, tau, reset_after, solver, rtol, atol, dense):
-        self.calls.append(("forward!", solver, dense))
+        self.calls.append(("forward!", solver, dense, np.asarray(h0).dtype))
         inputs = self._natural(h0, Ut, C, bhn)
         h1[...] = self._step(*inputs, dt, tau, reset_after).numpy().T
         return (inputs, dt, tau, reset_after)
@@ -280,12 +378,19 @@ class FakePyJlODE:
     def forward_stats(self, fwd):
         return (4, 1, 0, 0)
 
+    def failure_info(self, exception):
+        return exception.info if isinstance(exception, FakeSolveFailure) else None
+
 
 @pytest.fixture
 def fake_julia(monkeypatch):
     fake = FakePyJlODE()
     monkeypatch.setattr(_julia_runtime, "load", lambda: fake)
     return fake
+
+
+def _grads(h1, w, inputs):
+    return torch.autograd.grad((h1 * w).sum(), inputs)
 
 
 @pytest.mark.parametrize("reset_after", [False, True])
@@ -301,14 +406,20 @@ def test_bridge_marshals_states_and_gradients_exactly(fake_julia, reset_after):
     got, want = _grads(h1, w, inputs), _grads(ref, w, inputs)
     assert torch.equal(h1, ref.detach())
     assert all(torch.allclose(g, r, rtol=1e-14, atol=1e-14) for g, r in zip(got, want))
-    assert fake_julia.calls == [("forward!", "RK4", True), ("backward!", "Kvaerno5", "gauss")]
+    assert fake_julia.calls == [("forward!", "RK4", True, np.float64), ("backward!", "Kvaerno5", "gauss")]
     assert stats == {"nfe_forward": 4, "naccept": 1, "nreject": 0, "njac": 0, "solves": 1}
 
 
 def test_bridge_keeps_no_dense_solution_without_grad(fake_julia):
     with torch.no_grad():
         julia.gruode_solve(*_tensors()[:3])
-    assert fake_julia.calls == [("forward!", "Tsit5", False)]
+    assert fake_julia.calls == [("forward!", "Tsit5", False, np.float64)]
+
+
+def test_bridge_uses_the_default_adjoint(fake_julia):
+    h0, U, C, _ = _tensors()
+    julia.gruode_solve(h0.requires_grad_(), U, C).sum().backward()
+    assert fake_julia.calls[-1] == ("backward!", "Tsit5", "gauss")
 
 
 def test_bridge_broadcasts_a_shared_drive_and_supports_retain_graph(fake_julia):
@@ -330,113 +441,148 @@ def test_odeint_chains_one_solve_per_interval(fake_julia):
     assert [c[0] for c in fake_julia.calls] == ["forward!", "forward!"]
 
 
-# =============================================================================== with Julia
-@pytest.fixture(scope="module")
-def jl():
-    try:
-        return get_backend("julia")
-    except BackendUnavailable as err:
-        pytest.skip(f"no Julia runtime here, runtime checks not run: {err}")
+# ------------------------------------------------------------------------------- DLPack
+class _FakeDLPack:
+    """DLPack.jl's ``from_dlpack(o)`` as far as torch sees it: it calls ``o.__dlpack__()`` and wraps
+    the memory with the dimensions reversed. Records what it was given."""
+
+    def __init__(self):
+        self.received = []
+
+    def from_dlpack(self, obj):
+        self.received.append(obj)
+        capsule = obj.__dlpack__()            # torch raises BufferError here for requires_grad tensors
+        return torch.from_dlpack(capsule).numpy().T
 
 
-def _field(U, C, bhn, tau, reset_after):
-    """The GRU-ODE right-hand side written from the equations (independent reference)."""
-    H = U.shape[1]
-
-    def f(t, h):
-        r = torch.sigmoid(C[:, :H] + h @ U[:H].T)
-        z = torch.sigmoid(C[:, H:2 * H] + h @ U[H:2 * H].T)
-        if reset_after:
-            g = torch.tanh(C[:, 2 * H:] + r * (h @ U[2 * H:].T + bhn))
-        else:
-            g = torch.tanh(C[:, 2 * H:] + (r * h) @ U[2 * H:].T)
-        return (1 - z) * (g - h) / tau
-    return f
+@pytest.fixture
+def fake_dlpack(monkeypatch):
+    dlpack = _FakeDLPack()
+    main = types.SimpleNamespace(DLPack=dlpack, PythonCall=types.SimpleNamespace(Py=object))
+    juliacall = types.ModuleType("juliacall")
+    juliacall.convert = lambda T, x: x
+    monkeypatch.setitem(sys.modules, "juliacall", juliacall)
+    monkeypatch.setitem(_julia_runtime._state, "main", main)
+    monkeypatch.setitem(_julia_runtime._state, "cuda", True)
+    return dlpack
 
 
-def _problem(B, H, scale=1.0, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    def make(*shape):
-        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
-    w = torch.randn(B, H, generator=g, dtype=torch.float64)
-    return make(B, H), make(3 * H, H), make(B, 3 * H), make(H), w
+def test_fake_dlpack_rejects_tensors_that_require_grad_as_torch_does(fake_dlpack):
+    with pytest.raises(BufferError, match="detach"):
+        fake_dlpack.from_dlpack(torch.ones(2, 2, requires_grad=True))
 
 
-def _grads(h1, w, inputs):
-    return torch.autograd.grad((h1 * w).sum(), inputs)
+def test_from_dlpack_exports_a_detached_view(fake_dlpack):
+    t = torch.arange(6.0).reshape(2, 3).requires_grad_()
+    arr = _julia_runtime.from_dlpack(t)
+    (got,) = fake_dlpack.received
+    assert not got.requires_grad and got.data_ptr() == t.data_ptr()
+    assert arr.shape == (3, 2) and arr[2, 1] == 5.0
 
 
-def _rel(a, b) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-300))
+def test_whole_solve_through_dlpack_with_tensors_that_require_grad(fake_julia, fake_dlpack, monkeypatch):
+    # Route every tensor through DLPack (CPU tensors speak __dlpack__ too), as CUDA tensors go.
+    monkeypatch.setattr(_julia_layout, "uses_dlpack", lambda t: True)
+    h0, U, C, bhn = (t.requires_grad_() for t in _tensors(B=3, H=4))
+    h1 = julia.gruode_solve(h0, U, C, bhn, reset_after=True, solver="Euler")
+    grads = _grads(h1, torch.ones(3, 4, dtype=torch.float64), [h0, U, C, bhn])
+    ref = FakePyJlODE._step(h0, U, C, bhn, 1.0, 1.0, True)
+    assert torch.equal(h1, ref.detach())
+    assert all(torch.allclose(g, r) for g, r in zip(grads, _grads(ref, torch.ones(3, 4, dtype=torch.float64),
+                                                                   [h0, U, C, bhn])))
+    assert len(fake_dlpack.received) == 10     # h1, h0, U, drive, b_hn; gh0, gU, gdrive, gb_hn, gh1
+    assert not any(t.requires_grad for t in fake_dlpack.received)
 
 
-def _references(h0, U, C, bhn, w, tau, reset_after):
-    """(h1, grads) from torchdiffeq dopri5 and from the native engine's Tsit5, both by backprop."""
-    torchdiffeq = pytest.importorskip("torchdiffeq")
-    from pyjlode.ode.api import odeint
-
-    args = (h0, U, C, bhn) if reset_after else (h0, U, C)
-    f = _field(U, C, bhn, tau, reset_after)
-    refs = {}
-    for name, solve in (("torchdiffeq", lambda: torchdiffeq.odeint(f, h0, torch.tensor([0.0, 1.0]).double(),
-                                                                    rtol=1e-12, atol=1e-12, method="dopri5")),
-                        ("native", lambda: odeint(f, h0, [0.0, 1.0], solver="Tsit5", rtol=1e-12, atol=1e-12))):
-        h1 = solve()[-1]
-        refs[name] = (h1.detach(), _grads(h1, w, args))
-    return args, refs
+# ------------------------------------------------------------------------------- solve failures
+class FakeSolveFailure:
+    def __init__(self, *info):
+        self.info = info
 
 
-@pytest.mark.julia
-@pytest.mark.slow
-@pytest.mark.parametrize("reset_after", [False, True])
-@pytest.mark.parametrize("backward_solver,sensealg", [("Tsit5", "interpolating"), ("Tsit5", "gauss"),
-                                                      ("KenCarp4", "gauss"), ("Rodas5P", "gauss")])
-def test_julia_matches_native_and_torchdiffeq(jl, backward_solver, sensealg, reset_after):
-    h0, U, C, bhn, w = _problem(3, 4)
-    tau = 0.7
-    args, refs = _references(h0, U, C, bhn, w, tau, reset_after)
-    h1 = jl.gruode_solve(h0, U, C, bhn if reset_after else None, dt=1.0, tau=tau, reset_after=reset_after,
-                         solver="Tsit5", backward_solver=backward_solver, sensealg=sensealg,
-                         rtol=1e-12, atol=1e-12)
-    grads = _grads(h1, w, args)
-    for name, (ref_h1, ref_grads) in refs.items():
-        assert _rel(h1.detach(), ref_h1) < 1e-6, name
-        for label, g, r in zip(("h0", "U", "drive", "b_hn"), grads, ref_grads):
-            assert _rel(g, r) < 1e-6, f"{label} vs {name}"
+class FakeJuliaError(Exception):
+    @property
+    def exception(self):
+        return self.args[0]
 
 
-@pytest.mark.julia
-@pytest.mark.slow
-@pytest.mark.parametrize("backward_solver", ["KenCarp4", "Rodas5P"])
-def test_stiff_adjoint_case_succeeds(jl, backward_solver):
-    # The adjoint issue's stiff GRU-ODE (field scaled by 1/tau = 10), at a size this test can afford.
-    h0, U, C, bhn, w = _problem(4, 16, scale=2.0, seed=3)
-    args, refs = _references(h0, U, C, bhn, w, 0.1, False)
-    h1 = jl.gruode_solve(h0, U, C, None, dt=1.0, tau=0.1, solver="Tsit5", backward_solver=backward_solver,
-                         sensealg="gauss", rtol=1e-6, atol=1e-8)
-    for g, r in zip(_grads(h1, w, args), refs["torchdiffeq"][1]):
-        assert torch.isfinite(g).all() and _rel(g, r) < 1e-3
+@pytest.fixture
+def failing_julia(fake_julia, monkeypatch):
+    juliacall = types.ModuleType("juliacall")
+    juliacall.JuliaError = FakeJuliaError
+    monkeypatch.setitem(sys.modules, "juliacall", juliacall)
+    return fake_julia
 
 
-@pytest.mark.julia
-def test_euler_step_is_a_gru_cell(jl):
-    torch.manual_seed(0)
-    cell = torch.nn.GRUCell(5, 4).double()
-    x, h = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
-    H = 4
-    b_hh = cell.bias_hh.detach()
-    drive = x @ cell.weight_ih.detach().T + cell.bias_ih.detach() + torch.cat([b_hh[:2 * H], 0 * b_hh[2 * H:]])
-    h1 = jl.gruode_solve(h, cell.weight_hh.detach(), drive, b_hh[2 * H:], dt=1.0, tau=1.0, reset_after=True,
-                         solver="Euler")
-    assert _rel(h1, cell(x, h).detach()) < 1e-12
+@pytest.mark.parametrize("info, cls", [
+    (("forward", "Tsit5", "MaxIters", 0.42, 1e-3, False), MaxStepsExceeded),
+    (("forward", "Rodas5P", "DtLessThanMin", 0.5, 1e-14, False), StepSizeUnderflow),
+    (("forward", "KenCarp4", "ConvergenceFailure", 0.5, 0.1, False), NewtonFailure),
+    (("forward", "Tsit5", "Unstable", 0.5, 0.1, True), NonFiniteState),
+    (("forward", "Tsit5", "Failure", 0.5, 0.1, False), SolverError),
+])
+def test_forward_failures_are_solver_errors(failing_julia, monkeypatch, info, cls):
+    def fail(*args, **kwargs):
+        raise FakeJuliaError(FakeSolveFailure(*info))
+    monkeypatch.setattr(failing_julia, "forward_b", fail)
+    with pytest.raises(SolverError) as caught:
+        julia.gruode_solve(*_tensors()[:3])
+    err = caught.value
+    assert type(err) is cls and (err.solver, err.t, err.dt) == (info[1], info[3], info[4])
+    assert "\n" not in str(err) and info[2] in str(err)
 
 
-@pytest.mark.julia
-@pytest.mark.cuda
-def test_cuda_tensors_match_cpu(jl):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device here")
-    h0, U, C, bhn, w = (t.detach() for t in _problem(3, 4))
-    cpu = jl.gruode_solve(h0, U, C, bhn, reset_after=True, rtol=1e-10, atol=1e-10)
-    gpu = jl.gruode_solve(*(t.cuda() for t in (h0, U, C, bhn)), reset_after=True, rtol=1e-10, atol=1e-10)
-    assert _rel(gpu.cpu(), cpu) < 1e-8
+@pytest.mark.parametrize("info, cls, needle", [
+    (("adjoint", "Tsit5", "NotReached", 0.61, 0.02, False), SolverError, "stiff backward solver"),
+    (("adjoint", "KenCarp4", "NonFiniteGradient", 0.0, 0.1, True), NonFiniteState, "NaN"),
+])
+def test_adjoint_failures_reach_loss_backward_as_solver_errors(failing_julia, monkeypatch, info, cls, needle):
+    def fail(*args, **kwargs):
+        raise FakeJuliaError(FakeSolveFailure(*info))
+    monkeypatch.setattr(failing_julia, "backward_b", fail)
+    h0, U, C, _ = _tensors()
+    loss = julia.gruode_solve(h0.requires_grad_(), U, C).sum()
+    with pytest.raises(SolverError) as caught:
+        loss.backward()
+    assert type(caught.value) is cls and caught.value.solver == info[1]
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_other_julia_errors_pass_through(failing_julia, monkeypatch):
+    def fail(*args, **kwargs):
+        raise FakeJuliaError("MethodError: no method matching ...")
+    monkeypatch.setattr(failing_julia, "forward_b", fail)
+    with pytest.raises(FakeJuliaError):
+        julia.gruode_solve(*_tensors()[:3])
+
+
+# ------------------------------------------------------------------------------- warm-up
+class _Layer(torch.nn.Module):
+    def __init__(self, backend="julia", backward_solver=None, reset_after=False):
+        super().__init__()
+        self.weight_hh = torch.nn.Parameter(torch.zeros(9, 3))
+        self.backend, self.solver, self.backward_solver, self.sensealg = backend, "Tsit5", backward_solver, None
+        self.rtol, self.atol, self.dt, self.tau, self.reset_after = 1e-3, 1e-5, 1.0, 1.0, reset_after
+
+
+def test_warmup_runs_each_distinct_julia_setting_once(fake_julia):
+    model = torch.nn.Sequential(_Layer(), _Layer(), _Layer(backward_solver="KenCarp4", reset_after=True),
+                                _Layer(backend="torch"))
+    assert warmup(model) >= 0.0
+    assert sorted(c[:2] for c in fake_julia.calls) == [("backward!", "KenCarp4"), ("backward!", "Tsit5"),
+                                                       ("forward!", "Tsit5"), ("forward!", "Tsit5")]
+    assert all(c[3] == np.float32 for c in fake_julia.calls if c[0] == "forward!")
+
+
+def test_warmup_reads_a_layers_config(fake_julia):
+    layer = torch.nn.Module()
+    layer.weight_hh = torch.nn.Parameter(torch.zeros(9, 3, dtype=torch.float64))
+    layer.config = types.SimpleNamespace(backend="julia", solver="RK4", backward_solver=None, sensealg="gauss",
+                                         rtol=1e-3, atol=1e-5, dt=1.0, tau=1.0, reset_after=True)
+    warmup(layer)
+    assert [c[:2] for c in fake_julia.calls] == [("forward!", "RK4"), ("backward!", "RK4")]
+    assert fake_julia.calls[0][3] == np.float64
+
+
+def test_warmup_without_julia_layers_starts_nothing(no_julia_start):
+    assert warmup(torch.nn.Sequential(_Layer(backend="torch"))) == 0.0

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from pyjlode.models import CELLS, LanguageModel, ModelConfig
+from pyjlode.models import CELLS, LanguageModel, ModelConfig, SolverConfig
 
 V = 13
 
@@ -34,14 +34,14 @@ def test_tie_weights_shares_one_matrix_and_checks_sizes():
     assert model.decoder.weight is model.embedding.weight
     untied = LanguageModel(V, "gru", embed_size=8, hidden_size=8)
     assert model.num_parameters() == untied.num_parameters() - V * 8
-    with pytest.raises(ValueError, match="hidden_size == embed_size"):
+    with pytest.raises(ValueError, match="`tie_weights` needs `embed_size` equal to `hidden_size`"):
         LanguageModel(V, "gru", embed_size=6, hidden_size=8, tie_weights=True)
 
 
 def test_config_rebuilds_the_model():
     model = _lm("gru-ode", rtol=1e-4, tau=0.5)
     cfg = model.config
-    assert isinstance(cfg, ModelConfig) and cfg.cell_options == {"solver": "Euler", "rtol": 1e-4, "tau": 0.5}
+    assert isinstance(cfg, ModelConfig) and cfg.ode == SolverConfig(solver="Euler", rtol=1e-4, tau=0.5)
     plain = asdict(cfg)                                          # what a checkpoint stores
     twin = LanguageModel.from_config(plain)
     twin.load_state_dict(model.state_dict())
@@ -49,8 +49,8 @@ def test_config_rebuilds_the_model():
     model.eval(), twin.eval()
     tokens = torch.randint(0, V, (4, 2))
     torch.testing.assert_close(twin(tokens)[0], model(tokens)[0])
-    cfg.cell_options["rtol"] = 1.0                               # a copy: the model is unaffected
-    assert model.config.cell_options["rtol"] == 1e-4
+    cfg.hidden_size = 99                                         # a copy: the model is unaffected
+    assert model.config.hidden_size == 8
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from pyjlode.metrics import (bits_per_char, bleu, distinct_n, format_row, perplexity, rouge,
+from pyjlode.evaluation.metrics import (bits_per_char, bleu, distinct_n, format_row, perplexity, rouge,
                              sacrebleu_score, self_bleu)
 
 HYP = "the cat sat on the mat".split()

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-import pyjlode.train as T
-from pyjlode.distributed import DistInfo
+import pyjlode.training.loop as T
+from pyjlode.training.distributed import DistInfo
 from pyjlode.models import LanguageModel
 from pyjlode.ode.errors import StepSizeUnderflow
 

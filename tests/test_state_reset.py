@@ -4,8 +4,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pyjlode.distributed import DistInfo
-from pyjlode.train import Progress, TrainConfig, Trainer
+from pyjlode.training.distributed import DistInfo
+from pyjlode.training.config import TrainConfig
+from pyjlode.training.loop import Trainer
+from pyjlode.training.state import Progress
 
 
 def _trainer(p, rank=0, world=1, step=0):

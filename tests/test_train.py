@@ -10,11 +10,12 @@ import signal
 import pytest
 import torch
 
-from pyjlode import train as train_mod
-from pyjlode.checkpoint import load_checkpoint
-from pyjlode.models import LanguageModel
+from pyjlode.training import loop as train_mod
+from pyjlode.training.state import load_checkpoint
+from pyjlode.models import LanguageModel, SolverConfig
 from pyjlode.ode.errors import StepSizeUnderflow
-from pyjlode.train import TrainConfig, TrainingStopped, build_configs, train
+from pyjlode.training.config import TrainConfig, build_configs
+from pyjlode.training.loop import TrainingStopped, train
 
 WORDS = "the king and queen of england went to see a play in london with many friends".split()
 
@@ -167,7 +168,7 @@ def test_solver_failure_names_solver_and_suggests_stiff_solver(tmp_path, corpus,
     with pytest.raises(TrainingStopped) as info:
         run(tmp_path, corpus, max_steps=6, eval_interval=2)
     message = str(info.value)
-    assert "Tsit5" in message and "--stiff-solver KenCarp4" in message and "last.pt" in message
+    assert "Tsit5" in message and "`backward_solver` KenCarp4" in message and "last.pt" in message
     assert load_checkpoint(tmp_path / "last.pt")["progress"]["step"] == 2
 
 
@@ -224,11 +225,11 @@ def test_dry_run_writes_nothing(tmp_path, corpus):
 
 
 def test_build_configs_maps_cli_names(tmp_path):
-    mcfg, tcfg = build_configs({"model": "gru-ode", "layers": 2, "stiff_solver": "KenCarp4", "bptt": 7,
+    mcfg, tcfg = build_configs({"model": "gru-ode", "layers": 2, "backward_solver": "KenCarp4", "bptt": 7,
                                 "solver": None})
     assert (mcfg.cell, mcfg.num_layers, tcfg.bptt) == ("gru-ode", 2, 7)
-    assert mcfg.cell_options == {"backward_solver": "KenCarp4"}
-    baseline, _ = build_configs({"model": "gru", "stiff_solver": "KenCarp4"})
-    assert baseline.cell_options == {}          # solver options only reach the GRU-ODE
+    assert mcfg.ode == SolverConfig(backward_solver="KenCarp4")
+    baseline, _ = build_configs({"model": "gru", "backward_solver": "KenCarp4"})
+    assert baseline.ode == SolverConfig()       # solver options only reach the GRU-ODE
     with pytest.raises(ValueError, match="unknown training option"):
         build_configs({"hiden_size": 3})

@@ -1,19 +1,5 @@
 # Forward pass: one GRU-ODE solve over a token interval [0, dt].
 
-"""Thrown when the forward solve stops early or the adjoint solve yields non-finite values."""
-struct SolveFailure <: Exception
-    stage::String
-    solver::String
-    retcode::String
-end
-
-function Base.showerror(io::IO, e::SolveFailure)
-    return print(
-        io,
-        "PyJlODE $(e.stage) solve with $(e.solver) failed: retcode $(e.retcode)",
-    )
-end
-
 """The dense forward solution, kept between the torch forward and backward calls."""
 struct ForwardSolve{S}
     sol::S
@@ -45,7 +31,8 @@ end
 
 Solve the GRU-ODE from `h0` over [0, dt] and write the end state into `h1` (both
 (H, B), typically zero-copy views of torch memory). `dense = true` keeps the dense
-solution for `backward!`. Returns a `ForwardSolve`.
+solution for `backward!`. Returns a `ForwardSolve`; throws `SolveFailure` when the
+solver stops early (the integrator is kept to report where it stood).
 """
 function forward!(
     h1,
@@ -65,9 +52,16 @@ function forward!(
     spec = solver_spec(solver)
     prob = gruode_problem(h0, Ut, C, bhn, T(dt), T(tau), reset_after)
     options = step_options(spec, T(dt), T(rtol), T(atol))
-    sol = solve(prob, spec.make(); dense, save_everystep = dense, options...)
-    successful_retcode(sol) ||
-        throw(SolveFailure("forward", spec.name, string(sol.retcode)))
+    integrator = init(prob, spec.make(); dense, save_everystep = dense, options...)
+    sol = solve!(integrator)
+    successful_retcode(sol) || throw(SolveFailure(
+        "forward",
+        spec.name,
+        String(Symbol(sol.retcode)),
+        integrator.t,
+        integrator.dt,
+        !all(isfinite, integrator.u),
+    ))
     copyto!(h1, last(sol.u))
     device_sync(h1)
     return ForwardSolve(sol, size(h0)...)

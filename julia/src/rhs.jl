@@ -39,6 +39,9 @@ end
 
 parameter_length(H::Int, B::Int) = 3H * H + 3H * B + H
 
+"""`x` as the (H, B) state layout: SciMLSensitivity hands over flat adjoint vectors."""
+as_state(x::AbstractArray, f::GRUODEField) = reshape(x, f.H, f.B)
+
 """Views `(Uᵀ, C, b_hn)` into the flat parameter vector `p`."""
 function parameter_views(p::AbstractVector, H::Int, B::Int)
     nU = 3H * H
@@ -100,24 +103,33 @@ function gates!(pre, tmp, ::ResetAfter, h, Ut, C, bhn)
 end
 
 function (f::GRUODEField)(du, u, p, t)
-    pre, tmp = scratch(f, u, p)
-    gates!(pre, tmp, f.reset, u, parameter_views(p, f.H, f.B)...)
+    h, dh = as_state(u, f), as_state(du, f)
+    pre, tmp = scratch(f, h, p)
+    gates!(pre, tmp, f.reset, h, parameter_views(p, f.H, f.B)...)
     z, g = view(pre, (f.H + 1):(2f.H), :), view(pre, (2f.H + 1):(3f.H), :)
-    @. du = f.κ * (1 - z) * (g - u)
+    dh .= @. f.κ * (1 - z) * (g - h)
     return nothing
 end
 
 # The field is autonomous: ∂f/∂t = 0 (saves Rosenbrock methods an AD pass over t).
 zero_tgrad!(dT, u, p, t) = fill!(dT, false)
 
+const PROTOTYPES = Dict{Tuple{DataType, Int, Int}, SparseMatrixCSC}()
+
 """
     block_jacobian_prototype(T, H, B)
 
 Sparse (HB × HB) pattern with B dense H×H diagonal blocks: batch members do not
 interact. Column j = (b-1)H + k stores rows (b-1)H+1 : bH, so `nonzeros(J)` read
-as an (H, H, B) array holds block b's entry (i, k) at [i, k, b].
+as an (H, H, B) array holds block b's entry (i, k) at [i, k, b]. The transpose has
+the same pattern, so the adjoint's -Jᵀ keeps this layout. Built once per (T, H, B)
+and shared: solvers and SciMLSensitivity only read it (they copy or `similar` it).
 """
 function block_jacobian_prototype(::Type{T}, H::Int, B::Int) where {T}
+    return get!(() -> build_block_prototype(T, H, B), PROTOTYPES, (T, H, B))::SparseMatrixCSC{T, Int}
+end
+
+function build_block_prototype(::Type{T}, H::Int, B::Int) where {T}
     n = H * B
     colptr = collect(1:H:(n * H + 1))
     rowval = [(div(j - 1, H) * H + i) for i in 1:H, j in 1:n]
@@ -131,13 +143,14 @@ end
 
 function (jac::GRUODEJacobian)(J::SparseMatrixCSC, u, p, t)
     f = jac.field
-    pre, tmp = scratch(f, u, p)
+    h = as_state(u, f)
+    pre, tmp = scratch(f, h, p)
     Ut, C, bhn = parameter_views(p, f.H, f.B)
-    gates!(pre, tmp, f.reset, u, Ut, C, bhn)
+    gates!(pre, tmp, f.reset, h, Ut, C, bhn)
     blocks = reshape(nonzeros(J), f.H, f.H, f.B)
-    M, K = similar(u, f.H, f.H), similar(u, f.H, f.H)
+    M, K = similar(h, f.H, f.H), similar(h, f.H, f.H)
     for b in 1:(f.B)
-        columns = (view(u, :, b), view(pre, :, b), view(tmp, :, b))
+        columns = (view(h, :, b), view(pre, :, b), view(tmp, :, b))
         jacobian_block!(view(blocks, :, :, b), M, K, f, columns..., Ut)
     end
     return nothing
@@ -179,20 +192,23 @@ end
 """
     gruode_function(field, u0)
 
-`ODEFunction` for `field`: on CPU `Array`s with the analytic Jacobian and its sparse
-block prototype (SciMLSensitivity ≥ 7.98 reuses both for −Jᵀ in stiff Gauss and
-Quadrature adjoints); on other arrays (CuArray) without them (explicit solvers only).
-Fully specialized: no FunctionWrappers between the solver, Enzyme and the field.
+`ODEFunction` for `field` with its analytic VJPs (`vjp`, `vjp_p`; SciMLSensitivity
+≥ 7.97 uses them instead of differentiating the field) and `tgrad`. On CPU `Array`s
+it also carries the analytic Jacobian and its sparse block prototype
+(SciMLSensitivity ≥ 7.98 reuses both for −Jᵀ in stiff Gauss and Quadrature
+adjoints); on other arrays (CuArray) it has none (explicit solvers only). Fully
+specialized: SciMLSensitivity re-wraps FunctionWrapper-wrapped fields without
+their `vjp`, and nothing here needs the wrappers' compile-time savings.
 """
 function gruode_function(field::GRUODEField, u0::Array{T}) where {T}
     return ODEFunction{true, FullSpecialize}(
         field;
         jac = GRUODEJacobian(field),
-        tgrad = zero_tgrad!,
         jac_prototype = block_jacobian_prototype(T, field.H, field.B),
+        adjoint_functions(field, u0)...,
     )
 end
 
-function gruode_function(field::GRUODEField, ::AbstractArray)
-    return ODEFunction{true, FullSpecialize}(field; tgrad = zero_tgrad!)
+function gruode_function(field::GRUODEField, u0::AbstractArray)
+    return ODEFunction{true, FullSpecialize}(field; adjoint_functions(field, u0)...)
 end

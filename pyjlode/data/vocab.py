@@ -41,10 +41,10 @@ class Vocab:
             DataError: ``min_freq < 1`` or ``max_size`` smaller than the two specials.
         """
         if min_freq < 1:
-            raise DataError(f"min_freq must be at least 1, got {min_freq}; use --min-freq 1 or more")
+            raise DataError(f"min_freq must be at least 1, got {min_freq}; use `min_freq` 1 or more")
         if max_size is not None and max_size < len(SPECIALS):
             raise DataError(f"max_size {max_size} leaves no room for {', '.join(SPECIALS)}; "
-                            f"use --max-vocab 2 or more")
+                            f"use `max_vocab` 2 or more")
         counts = Counter(tokens)
         for s in SPECIALS:
             counts.pop(s, None)

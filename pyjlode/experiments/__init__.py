@@ -1,7 +1,8 @@
-"""Experiments: `compare` (train and evaluate several models under one budget) and `analyze` (Jacobian
-spectrum, solver work per solver pair, robustness to embedding noise of a trained GRU-ODE), with their
-tables and plots.
+"""Experiments as plain functions (no click): `compare` (train and evaluate several models under one
+budget), `analyze` (Jacobian spectrum, solver work per solver pair, robustness to embedding noise of a
+trained GRU-ODE) with their tables and plots, and the GRU-ODE training-step benchmark (`bench`).
 
-Nothing is imported here: ``pyjlode.cli`` imports ``cli_commands`` at start-up and must not pull in torch
-(see cli.py). Import ``pyjlode.experiments.compare.compare`` / ``pyjlode.experiments.analyze.analyze``.
+Nothing is imported here: import ``pyjlode.experiments.compare.compare``,
+``pyjlode.experiments.analyze.analyze`` or ``pyjlode.experiments.bench.main_run``. The commands that call
+them live in :mod:`pyjlode.cli`.
 """

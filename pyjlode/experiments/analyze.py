@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..evaluation.evaluate import split_ids
 from . import plots, probes, tables
 from .spectrum import gruode_cells, per_token_series, trajectory_spectrum
 
@@ -36,7 +37,7 @@ def expand_checkpoints(paths: Sequence[str]) -> list[str]:
     for p in paths:
         found = sorted(glob.glob(os.path.join(p, "*.pt"))) if os.path.isdir(p) else [p]
         if not found:
-            from ..checkpoint import CheckpointError
+            from ..training.checkpoint_io import CheckpointError
             raise CheckpointError(f"no .pt checkpoints in {p}; pass a checkpoint written by 'pyjlode train'")
         out += [f for f in found if f not in out]
     return out
@@ -44,24 +45,10 @@ def expand_checkpoints(paths: Sequence[str]) -> list[str]:
 
 def load_model(path: str, device: str = "cpu"):
     """(model in eval mode, checkpoint dict) from a checkpoint file or run folder."""
-    from ..checkpoint import load_checkpoint
-    from ..evaluate import model_from_checkpoint
+    from ..training.state import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
     return model_from_checkpoint(ckpt, device).eval(), ckpt
-
-
-def heldout_ids(ckpt: dict, split: str, corpus: str | None = None) -> torch.Tensor:
-    """Token ids of a split of the checkpoint's corpus (or ``corpus``), in the checkpoint's vocabulary."""
-    from ..data import load_splits
-    from ..evaluate import load_vocab
-
-    tc = ckpt["train_config"]
-    splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
-    if split not in splits:
-        raise ValueError(f"unknown split '{split}'; choose one of: {', '.join(splits)}")
-    tokenizer, vocab = load_vocab(ckpt)
-    return vocab.encode(tokenizer.tokenize(splits[split]))
 
 
 def _batched(ids: torch.Tensor, batch_size: int, max_tokens: int) -> torch.Tensor:
@@ -138,7 +125,7 @@ def analyze(checkpoints: Sequence[str], *, baselines: Sequence[str] = (), out_di
     def ids_of(ckpt):  # same text for every model, in each one's own vocabulary
         key = (id(ckpt["vocab"]), split, corpus)
         if key not in text_cache:
-            text_cache[key] = heldout_ids(ckpt, split, corpus)
+            text_cache[key] = split_ids(ckpt, split, corpus)
         return text_cache[key]
 
     log(f"[analyze] Jacobian spectrum over {max_tokens} tokens of {len(ckpts)} checkpoint(s)")
@@ -195,7 +182,7 @@ def _write_report(out_dir, ckpts, spec_rows, pair_rows, rob_rows, labels, sigmas
     mc = ckpts[-1][2]["model_config"]
     lines = ["# pyjlode analyze", "",
              f"Checkpoints: {', '.join(os.path.basename(p) for p, _, _ in ckpts)}; "
-             f"model {mc['cell']}, H={mc['hidden_size']}, options {mc.get('cell_options', {})}.", "",
+             f"model {mc['cell']}, H={mc['hidden_size']}, solver settings {mc.get('ode', {})}.", "",
              "## Jacobian spectrum at token-end states", "",
              "Per token: max |Re λ| and stiffness ratio max|Re λ|/min|Re λ| of ∂f/∂h (analytic Jacobian); "
              "columns summarise over tokens (median, 95th percentile, max); frac_expanding = share of tokens "

@@ -2,7 +2,7 @@
 
 Layout of the output folder::
 
-    DIR/runs/<label>-seed<k>/     one training run (TRAIN's checkpoints and metrics.jsonl)
+    DIR/runs/<label>-seed<k>/     one training run (its checkpoints and metrics.jsonl, as `pyjlode train`)
     DIR/runs/<label>-seed<k>/result.json   written last; status "ok" marks the run finished (never retrained)
     DIR/results.csv, results.md, runs.csv, ppl_vs_time.png, ppl_vs_tokens.png, nfe_per_token.png
 
@@ -19,9 +19,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from ..errors import InputError
+from ..training.checkpoint_io import save_json
+from ..training.rundir import RunDir
 from . import plots, runs, tables
-
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def parse_variants(text: str | Sequence[str] | None) -> list[tuple[str, str | No
     """"Tsit5/Tsit5,Tsit5/KenCarp4" -> [("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4")]; "Tsit5" -> [("Tsit5", None)].
 
     Raises:
-        ValueError: an empty or malformed entry.
+        InputError: an empty or malformed entry.
     """
     if not text:
         return []
@@ -48,7 +49,7 @@ def parse_variants(text: str | Sequence[str] | None) -> list[tuple[str, str | No
     for item in items:
         parts = [p.strip() for p in item.strip().split("/")]
         if not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
-            raise ValueError(f"bad --variants entry {item!r}; write SOLVER or SOLVER/BACKWARD_SOLVER, "
+            raise InputError(f"bad `variants` entry {item!r}; write SOLVER or SOLVER/BACKWARD_SOLVER, "
                              "comma-separated, e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4'")
         out.append((parts[0], parts[1] if len(parts) == 2 else None))
     return out
@@ -65,7 +66,7 @@ def plan_runs(models: Sequence[str], seeds: Sequence[int], variants, train_optio
     for model in models:
         kinds: list[tuple[str, dict]] = [(model, {})]
         if model == "gru-ode" and variants:
-            kinds = [(f"gru-ode {s}/{b or s}", {"solver": s, "stiff_solver": b}) for s, b in variants]
+            kinds = [(f"gru-ode {s}/{b or s}", {"solver": s, "backward_solver": b}) for s, b in variants]
         for label, extra in kinds:
             for seed in seeds:
                 opts = dict(train_options, model=model, seed=int(seed), **extra)
@@ -112,18 +113,10 @@ def _closest_hidden(count: Callable[[int], int], target: int) -> int:
 def load_result(run_dir: str) -> dict | None:
     """The run's result.json, or None when the run has not finished (or the file is unreadable)."""
     try:
-        with open(os.path.join(run_dir, RESULT_FILE), encoding="utf-8") as fh:
+        with open(RunDir(run_dir).result, encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return None
-
-
-def _write_result(run_dir: str, result: Mapping) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    tmp = os.path.join(run_dir, RESULT_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=1, default=str)
-    os.replace(tmp, os.path.join(run_dir, RESULT_FILE))
 
 
 def run_one(spec: RunSpec, evaluate_options: Mapping, log: Callable[[str], None] = print) -> dict:
@@ -142,9 +135,9 @@ def run_one(spec: RunSpec, evaluate_options: Mapping, log: Callable[[str], None]
     except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
         row.update(status="failed", error=_one_line(exc))
         log(f"[compare] {spec.label} seed {spec.seed} FAILED: {row['error']}")
-        _write_text(os.path.join(spec.run_dir, "error.txt"), traceback.format_exc())
+        _write_text(RunDir(spec.run_dir).error, traceback.format_exc())
     # KeyboardInterrupt is not caught: Ctrl-C stops the whole comparison, finished runs stay finished.
-    _write_result(spec.run_dir, row)
+    save_json(row, RunDir(spec.run_dir).result)
     return row
 
 
@@ -153,7 +146,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_text(path, text: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -179,12 +172,12 @@ def compare(models: Sequence[str], train_options: Mapping, seeds: Sequence[int] 
         {"runs": per-run rows, "aggregated": per-label rows, "files": {name: path}}.
     """
     if not models:
-        raise ValueError("no models to compare; pass e.g. --models rnn,gru,lstm,gru-ode")
+        raise InputError("no models to compare; pass e.g. `models` rnn,gru,lstm,gru-ode")
     variants = parse_variants(variants) if isinstance(variants, str) or variants is None else list(variants)
     hidden = None
     if match_params:
         if train_options.get("tie_weights"):
-            raise ValueError("--match-params changes hidden sizes, so it cannot be combined with --tie-weights")
+            raise InputError("`match_params` changes hidden sizes, so it cannot be combined with `tie_weights`")
         count = runs.param_counter(train_options, runs.vocab_size_for(train_options))
         hidden = match_hidden_sizes(list(models), runs.base_hidden_size(train_options), count)
         log("[compare] hidden sizes matched on parameter count: " +
@@ -236,7 +229,7 @@ def _notes(specs: Sequence[RunSpec], rows: Sequence[Mapping], out_dir: str) -> l
     if len(set(sizes.values())) > 1:
         notes.append("Hidden sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()) + ".")
     for r in rows:
-        path = os.path.join(str(r.get("run_dir", "")), "evaluation.json")
+        path = RunDir(str(r.get("run_dir", ""))).evaluation
         if r.get("status") == "ok" and os.path.isfile(path):
             with open(path, encoding="utf-8") as fh:
                 ev = json.load(fh)

@@ -18,8 +18,7 @@ def with_solvers(model, solver: str, backward_solver: str | None):
     from ..models import LanguageModel
 
     cfg = model.config
-    cfg = replace(cfg, cell_options={**cfg.cell_options, "solver": solver,
-                                     "backward_solver": backward_solver})
+    cfg = replace(cfg, ode=replace(cfg.ode, solver=solver, backward_solver=backward_solver))
     clone = LanguageModel.from_config(cfg).to(model.embedding.weight.device)
     clone.load_state_dict(model.state_dict())
     return clone
@@ -116,7 +115,7 @@ def robustness(models: Mapping[str, tuple], sigmas: Sequence[float], *, bptt: in
     Returns:
         Rows: label, sigma, ppl, ppl_rel (ppl / clean ppl), status (a failed solve: "failed" and error).
     """
-    from ..evaluate import evaluate_nll
+    from ..evaluation.evaluate import evaluate_nll
 
     rows = []
     for label, (model, data) in models.items():

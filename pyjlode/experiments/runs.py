@@ -5,12 +5,15 @@ swap these functions out (e.g. to make one model fail).
 """
 from __future__ import annotations
 
-import json
-import os
 import statistics
 from typing import Any, Callable, Mapping
 
 import torch
+
+from ..training.checkpoint_io import save_json
+from ..training.config import build_configs, validate_run
+from ..training.rundir import RunDir
+from ..training.runlog import read_metrics
 
 
 def train_run(run_dir: str, options: Mapping[str, Any], echo: Callable[[str], None] | None = None) -> dict:
@@ -18,7 +21,7 @@ def train_run(run_dir: str, options: Mapping[str, Any], echo: Callable[[str], No
 
     Args:
         run_dir: the run folder (``--out`` of `pyjlode train`).
-        options: `train` options (CLI names: model, layers, stiff_solver, ... and TrainConfig fields).
+        options: `train` options (CLI names: model, layers, backward_solver, ... and TrainConfig fields).
         echo: where the loop's evaluation lines go.
 
     Returns:
@@ -27,41 +30,22 @@ def train_run(run_dir: str, options: Mapping[str, Any], echo: Callable[[str], No
     Raises:
         KeyboardInterrupt: training was interrupted (Ctrl-C); last.pt holds where it stopped.
     """
-    from ..train import build_configs, train
+    from ..training.loop import train
 
     mcfg, tcfg = build_configs({**options, "out": run_dir})
-    resume = os.path.isfile(os.path.join(run_dir, "last.pt"))
+    resume = RunDir(run_dir).last.is_file()
     summary = train(mcfg, tcfg, resume=resume, echo=echo)
     if summary.get("stopped") == "interrupted":
         # train() turned Ctrl-C into a clean save; the comparison stops too, and this run stays
         # unfinished (no result.json) so the next `compare` resumes it from last.pt.
         raise KeyboardInterrupt
-    with open(os.path.join(run_dir, "train_summary.json"), "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=1, default=str)
+    save_json(summary, RunDir(run_dir).summary)
     return summary
 
 
 def check_options(options: Mapping[str, Any]) -> None:
-    """Raise the one-line ValueError `train` would give for these options, before any data is read."""
-    from ..train import build_configs, validate
-
-    validate(*build_configs(dict(options)))
-
-
-def read_metrics(run_dir: str) -> list[dict]:
-    """The run's metrics.jsonl records (empty when missing); unreadable lines are skipped."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue
-    except OSError:
-        pass
-    return rows
+    """Raise the one-line error `train` would give for these options, before any data is read."""
+    validate_run(*build_configs(dict(options)))
 
 
 def read_curves(run_dir: str) -> dict[str, list[tuple[float, float]]]:
@@ -97,12 +81,11 @@ def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
     Throughput and NFE per token are means over the run's logged training windows; the best validation
     perplexity is the training loop's (on its validation subset).
     """
-    from ..evaluate import evaluate_checkpoint
+    from ..evaluation.evaluate import evaluate_checkpoint
 
     opts = {"split": "test", **evaluate_options}
     r = evaluate_checkpoint(run_dir, **opts)
-    with open(os.path.join(run_dir, "evaluation.json"), "w", encoding="utf-8") as fh:
-        json.dump(r, fh, indent=1, default=str)
+    save_json(r, RunDir(run_dir).evaluation)
     rows = read_metrics(run_dir)
     trains = [x for x in rows if x.get("event") == "train"]
     evals = [x for x in rows if x.get("event") == "eval"]
@@ -126,8 +109,8 @@ def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
 
 def vocab_size_for(train_options: Mapping[str, Any]) -> int:
     """Size of the vocabulary a run with these options builds (reads and tokenises the corpus once)."""
-    from ..distributed import DistInfo
-    from ..train import build_configs, prepare_corpus
+    from ..training.distributed import DistInfo
+    from ..training.loop import prepare_corpus
 
     _, tcfg = build_configs({k: v for k, v in train_options.items()})
     return len(prepare_corpus(tcfg, DistInfo()).vocab)
@@ -138,7 +121,6 @@ def param_counter(train_options: Mapping[str, Any], vocab_size: int) -> Callable
     from dataclasses import replace
 
     from ..models import LanguageModel
-    from ..train import build_configs
 
     def count(model: str, hidden: int) -> int:
         mcfg, _ = build_configs({**train_options, "model": model})
@@ -150,6 +132,4 @@ def param_counter(train_options: Mapping[str, Any], vocab_size: int) -> Callable
 
 def base_hidden_size(train_options: Mapping[str, Any]) -> int:
     """The hidden size these options give (the ModelConfig default when not set)."""
-    from ..train import build_configs
-
     return int(build_configs(dict(train_options))[0].hidden_size)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 TINY = 1e-12  # floor for min |Re λ| so a purely imaginary pair gives a large, finite ratio
 
 
@@ -21,15 +23,15 @@ def gruode_cells(model) -> list:
     """The GRUODECell layers of a LanguageModel with a gru-ode core.
 
     Raises:
-        ValueError: the model is not a GRU-ODE (one line naming the fix).
+        InputError: the model is not a GRU-ODE (one line naming the fix).
     """
     from ..models.gru_ode import GRUODE
 
     rnn = getattr(getattr(model, "core", None), "rnn", None)
     if not isinstance(rnn, GRUODE):
         cell = getattr(getattr(model, "config", None), "cell", type(model).__name__)
-        raise ValueError(f"the Jacobian spectrum needs a gru-ode checkpoint, got a {cell!r} model; "
-                         "pass a checkpoint trained with --model gru-ode (baselines go in --baseline)")
+        raise InputError(f"the Jacobian spectrum needs a gru-ode checkpoint, got a {cell!r} model; "
+                         "pass a checkpoint trained with `model` gru-ode (baselines go in `baseline`)")
     return list(rnn.cells)
 
 

@@ -7,6 +7,8 @@ from typing import Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
+from .config import CELL_NAMES, canonical_cell
 from .gru_ode import GRUODE
 
 State = Union[Tensor, tuple]
@@ -26,7 +28,7 @@ class RecurrentCell(nn.Module):
     :meth:`init_state` when their state is not a single (num_layers, B, H) tensor.
     """
 
-    options: tuple[str, ...] = ()   # the keyword options the cell accepts beyond the sizes
+    solver_settings = False   # True for a core configured by a SolverConfig (it takes config=/settings)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
         super().__init__()
@@ -82,43 +84,36 @@ class LSTMCore(RecurrentCell):
 
 
 class GRUODECore(RecurrentCell):
-    """The GRU-ODE stack (:class:`~pyjlode.models.gru_ode.GRUODE`); options are its solver settings."""
+    """The GRU-ODE stack (:class:`~pyjlode.models.gru_ode.GRUODE`), configured by a SolverConfig."""
 
-    options = ("solver", "backward_solver", "sensealg", "rtol", "atol", "dt", "tau", "learn_tau",
-               "reset_after", "backend")
+    solver_settings = True
 
-    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, **options):
+    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, config=None, **settings):
         super().__init__(input_size, hidden_size, num_layers, dropout)
-        self.rnn = GRUODE(input_size, hidden_size, num_layers, dropout=dropout, **options)
+        self.rnn = GRUODE(input_size, hidden_size, num_layers, dropout=dropout, config=config, **settings)
 
     def solver_stats(self) -> dict:
         return self.rnn.solver_stats()
 
 
-CELLS: dict[str, type] = {"rnn": TanhRNNCore, "gru": GRUCore, "lstm": LSTMCore, "gru-ode": GRUODECore}
-
-
-def _canonical(name: str) -> str:
-    key = str(name).lower().replace("_", "-")
-    if key == "gruode":
-        key = "gru-ode"
-    if key not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; choose one of: {', '.join(sorted(CELLS))}")
-    return key
+# in the order of CELL_NAMES, the names the configs and the command line know
+CELLS: dict[str, type] = dict(zip(CELL_NAMES, (TanhRNNCore, GRUCore, LSTMCore, GRUODECore)))
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-              **options) -> RecurrentCell:
+              **settings) -> RecurrentCell:
     """Build the recurrent core called ``name`` (case-insensitive; "gru_ode" works too).
 
+    Args:
+        settings: for "gru-ode", ``config=SolverConfig(...)`` and/or SolverConfig fields.
+
     Raises:
-        ValueError: unknown name (the message lists CELLS), or options the cell does not take
+        InputError: unknown name (the message lists CELLS), or settings for a core that takes none
             (solver settings belong to "gru-ode" only).
     """
-    key = _canonical(name)
+    key = canonical_cell(name)
     cls = CELLS[key]
-    extra = sorted(set(options) - set(cls.options))
-    if extra:
-        takes = f"it takes: {', '.join(cls.options)}" if cls.options else "it takes none"
-        raise ValueError(f"cell {key!r} does not take option(s) {', '.join(extra)}; {takes}")
-    return cls(input_size, hidden_size, num_layers, dropout, **options)
+    if settings and not cls.solver_settings:
+        raise InputError(f"cell {key!r} does not take option(s) {', '.join(sorted(settings))}; "
+                         "solver settings belong to 'gru-ode'")
+    return cls(input_size, hidden_size, num_layers, dropout, **settings)

@@ -1,27 +1,26 @@
 """GRUODECell (one layer, one solve per token) and GRUODE (a stack of them, called like nn.GRU).
 
-One token's work (DESIGN.md, "How one training step flows"): the drive c_i = W x_i + b is computed by
-torch for the whole sequence at once, then h is carried over [0, dt] by the ODE solver with (U, c_i)
-as parameters of the solve, so the adjoint returns dL/dh, dL/dU, dL/dc_i and torch carries dL/dc_i on
-into W, b and the embedding.
+One token's work: the drive c_i = W x_i + b is computed by torch for the whole sequence at once, then h
+is carried over [0, dt] by the ODE solver with (U, c_i) as parameters of the solve, so the adjoint
+returns dL/dh, dL/dU, dL/dc_i and torch carries dL/dc_i on into W, b and the embedding.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ode.adjoint import SENSEALGS, AdjointStats, odeint_adjoint
+from ..errors import InputError
+from ..ode.adjoint import AdjointStats, adjoint_config, adjoint_solve
 from ..ode.api import solve
 from ..ode.methods import get_method
 from ..ode.problem import SolveStats
 from .gru_ode_field import GRUODEField
-
-_BACKENDS = ("torch", "julia")
-DIRECT = "direct"   # sensealg: backprop through the solver's operations instead of the adjoint
+from .solver_config import DIRECT, SolverConfig
 
 
 @dataclass
@@ -39,30 +38,6 @@ class _RunStats:
         return self.forward, self.backward
 
 
-def _check_options(solver, backward_solver, sensealg, rtol, atol, dt, tau, learn_tau, backend):
-    get_method(solver)                                  # ValueError listing the solvers
-    if backward_solver is not None:
-        get_method(backward_solver)
-    if backend == "torch" and sensealg not in (*SENSEALGS, DIRECT):
-        raise ValueError(f"unknown sensealg {sensealg!r}; choose one of: {', '.join((*SENSEALGS, DIRECT))}")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
-    for name, v in (("dt", dt), ("tau", tau)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if backend not in _BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(_BACKENDS)}")
-    if backend == "julia":
-        if learn_tau:
-            raise ValueError("learn_tau is not supported by backend='julia'; use backend='torch'")
-        if sensealg == DIRECT:
-            raise ValueError("sensealg='direct' needs backend='torch'; the julia backend uses SciML's adjoints")
-        from ..backends import get_backend, julia
-        julia.make_config(dt=dt, tau=tau, reset_after=False, solver=solver,   # settings, Julia not started
-                          backward_solver=backward_solver, sensealg=sensealg, rtol=rtol, atol=atol)
-        get_backend("julia")                            # raises BackendUnavailable with the fix
-
-
 class GRUODECell(nn.Module):
     """One GRU-ODE layer: ``h1 = cell(x, h)`` evolves h over one token interval of length ``dt``.
 
@@ -72,35 +47,29 @@ class GRUODECell(nn.Module):
 
     Args:
         input_size, hidden_size: I and H.
-        solver: forward solver name (``pyjlode.SOLVERS``). "Euler" takes exactly one step of size dt
-            per token with plain autograd (the fast path, see :meth:`_euler`).
-        backward_solver: the adjoint's solver (None: same as ``solver``).
-        sensealg: adjoint flavour passed to ``odeint_adjoint`` ("interpolating", ...), or "direct"
-            to backpropagate through the solver's operations (discretise-then-optimise).
-        rtol, atol: tolerances of every per-token solve.
-        dt: length of one token's interval; tau: time constant (dh/dt is divided by it).
-        learn_tau: learn a per-unit tau, initialised at ``tau``.
-        reset_after: False: the seed's g = tanh(c_h + U_h (r ⊙ h)); True: PyTorch's
-            g = tanh(c_h + r ⊙ (U_h h + b_hn)).
-        backend: "torch" (native engine) or "julia" (``pyjlode.backends.julia.gruode_solve``).
+        config: the solver settings (:class:`~pyjlode.models.solver_config.SolverConfig`; default: its
+            defaults), changed by any SolverConfig fields given as keywords: ``solver`` ("Euler" takes
+            exactly one step of size dt per token with plain autograd, see :meth:`_euler`),
+            ``backward_solver``, ``sensealg`` ("direct" backpropagates through the solver's operations),
+            ``rtol``, ``atol``, ``dt``, ``tau``, ``learn_tau`` (a per-unit tau, initialised at ``tau``),
+            ``reset_after`` (False: the seed's g = tanh(c_h + U_h (r ⊙ h)); True: PyTorch's
+            g = tanh(c_h + r ⊙ (U_h h + b_hn))), ``backend`` ("torch" or "julia").
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, solver: str = "Tsit5",
-                 backward_solver: str | None = None, sensealg: str = "interpolating",
-                 rtol: float = 1e-3, atol: float = 1e-5, dt: float = 1.0, tau: float = 1.0,
-                 learn_tau: bool = False, reset_after: bool = False, backend: str = "torch"):
+    def __init__(self, input_size: int, hidden_size: int, config: SolverConfig | None = None, **settings):
         super().__init__()
-        _check_options(solver, backward_solver, sensealg, rtol, atol, dt, tau, learn_tau, backend)
+        self.config = cfg = SolverConfig.with_options(config, **settings).validate()
+        if cfg.backend == "julia":
+            from ..backends import get_backend
+            get_backend("julia")                        # raises BackendUnavailable with the fix
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.solver, self.backward_solver, self.sensealg = solver, backward_solver, sensealg
-        self.rtol, self.atol, self.dt, self.tau = float(rtol), float(atol), float(dt), float(tau)
-        self.learn_tau, self.reset_after, self.backend = bool(learn_tau), bool(reset_after), backend
+        self.method = get_method(cfg.solver)
         H = hidden_size
         self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size))
         self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
         self.bias_ih = nn.Parameter(torch.empty(3 * H))
         self.bias_hh = nn.Parameter(torch.empty(3 * H))
-        self.log_tau = nn.Parameter(torch.full((H,), math.log(tau))) if learn_tau else None
+        self.log_tau = nn.Parameter(torch.full((H,), math.log(cfg.tau))) if cfg.learn_tau else None
         self.reset_parameters()
         self.last_stats = _RunStats()
 
@@ -111,33 +80,34 @@ class GRUODECell(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, solver={self.solver}, dt={self.dt}, "
-                f"tau={self.tau}, reset_after={self.reset_after}")
+        cfg = self.config
+        return (f"{self.input_size}, {self.hidden_size}, solver={cfg.solver}, dt={cfg.dt}, "
+                f"tau={cfg.tau}, reset_after={cfg.reset_after}")
 
     # ------------------------------------------------------------------ pieces of the field
     @property
     def uses_fast_euler(self) -> bool:
-        return self.backend == "torch" and get_method(self.solver).name == "Euler"
+        return self.config.backend == "torch" and self.method.name == "Euler"
 
     def drive(self, x: Tensor) -> Tensor:
         """c = W x + b for (..., I) -> (..., 3H); the part of bias_hh outside the reset is folded in."""
         H = self.hidden_size
-        if self.reset_after:
+        if self.config.reset_after:
             b = torch.cat([self.bias_ih[:2 * H] + self.bias_hh[:2 * H], self.bias_ih[2 * H:]])
         else:
             b = self.bias_ih + self.bias_hh
         return F.linear(x, self.weight_ih, b)
 
     def b_hn(self) -> Tensor | None:
-        return self.bias_hh[2 * self.hidden_size:] if self.reset_after else None
+        return self.bias_hh[2 * self.hidden_size:] if self.config.reset_after else None
 
     def tau_value(self) -> float | Tensor:
-        return self.log_tau.exp() if self.learn_tau else self.tau
+        return self.log_tau.exp() if self.log_tau is not None else self.config.tau
 
     def field(self, c: Tensor, tau: float | Tensor | None = None) -> GRUODEField:
         """The vector field of one token with drive c (B, 3H) (tau: a precomputed tau_value())."""
         tau = self.tau_value() if tau is None else tau
-        return GRUODEField(self.weight_hh, c, self.b_hn(), tau, self.reset_after)
+        return GRUODEField(self.weight_hh, c, self.b_hn(), tau, self.config.reset_after)
 
     # ------------------------------------------------------------------ running
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
@@ -152,9 +122,9 @@ class GRUODECell(nn.Module):
         self.last_stats = stats = _RunStats(tokens=x.shape[0])
         if self.uses_fast_euler:
             return self._euler(c, h, stats)
-        if self.backend == "julia":
+        if self.config.backend == "julia":
             return self._julia(c, h, stats)
-        if self.sensealg == DIRECT:
+        if self.config.sensealg == DIRECT:
             return self._direct(c, h, stats)
         return self._adjoint(c, h, stats)
 
@@ -165,14 +135,14 @@ class GRUODECell(nn.Module):
         torch autograd differentiate the fused update directly (no solver, no adjoint bookkeeping):
         with dt = tau it is a GRU update and costs about what nn.GRU's cell loop costs.
         """
-        H, U = self.hidden_size, self.weight_hh
-        k = self.dt / self.tau_value()
+        H, U, reset_after = self.hidden_size, self.weight_hh, self.config.reset_after
+        k = self.config.dt / self.tau_value()
         one = isinstance(k, float) and k == 1.0
-        if self.reset_after:
+        if reset_after:
             b_pad = torch.cat([self.bias_hh.new_zeros(2 * H), self.b_hn()])
         hs = []
         for c_i in c:                                   # c_i (B, 3H)
-            if self.reset_after:
+            if reset_after:
                 gh = F.linear(h, U, b_pad)              # (B, 3H): [U_r h, U_z h, U_h h + b_hn]
                 rz = torch.sigmoid(c_i[:, :2 * H] + gh[:, :2 * H])
                 r, z = rz[:, :H], rz[:, H:]
@@ -193,18 +163,21 @@ class GRUODECell(nn.Module):
         return out
 
     def _solve_kwargs(self) -> dict:
-        return dict(solver=self.solver, rtol=self.rtol, atol=self.atol)
+        cfg = self.config
+        return dict(solver=cfg.solver, rtol=cfg.rtol, atol=cfg.atol)
 
     def _adjoint(self, c: Tensor, h: Tensor, stats: _RunStats) -> Tensor:
         stats.adjoint = AdjointStats()
-        adaptive = get_method(self.solver).adaptive
-        t, dt0, hs, tau = [0.0, self.dt], None if adaptive else self.dt, [], self.tau_value()
+        cfg, adaptive = self.config, self.method.adaptive
+        dt0, hs, tau = None if adaptive else cfg.dt, [], self.tau_value()
+        # the settings of every token's solve, checked once; each token binds its own field
+        settings = adjoint_config(None, h, [0.0, cfg.dt], backward_solver=cfg.backward_solver,
+                                  sensealg=cfg.sensealg, dt0=dt0, stats=stats.adjoint, **self._solve_kwargs())
         for c_i in c:
             f = self.field(c_i, tau)
-            f.lazy_grads = True     # U's cotangent as factors: one matmul per backward solve
-            h = odeint_adjoint(f, h, t, params=f.params, backward_solver=self.backward_solver,
-                               sensealg=self.sensealg, jac=f.jac, vjp=f.vjp, dt0=dt0,
-                               stats=stats.adjoint, **self._solve_kwargs())[-1]
+            # lazy VJP: U's cotangent as factors, one matmul per backward solve instead of per evaluation
+            token = settings.bind(f, jac=f.jac, vjp=partial(f.vjp, lazy=True), dt0=dt0)
+            h = adjoint_solve(token, h, *f.params)[-1]
             if adaptive:                                # warm start: the last proposal, not Hairer again
                 dt0 = stats.adjoint.dt_next
             hs.append(h)
@@ -212,8 +185,8 @@ class GRUODECell(nn.Module):
 
     def _direct(self, c: Tensor, h: Tensor, stats: _RunStats) -> Tensor:
         """Backprop through the solver's operations (the reference the adjoint is checked against)."""
-        adaptive = get_method(self.solver).adaptive
-        t, dt0, hs, tau = [0.0, self.dt], None if adaptive else self.dt, [], self.tau_value()
+        adaptive, dt = self.method.adaptive, self.config.dt
+        t, dt0, hs, tau = [0.0, dt], None if adaptive else dt, [], self.tau_value()
         for c_i in c:
             f = self.field(c_i, tau)
             sol = solve(f, h, t, jac=f.jac, dt=dt0, **self._solve_kwargs())
@@ -228,11 +201,12 @@ class GRUODECell(nn.Module):
     def _julia(self, c: Tensor, h: Tensor, stats: _RunStats) -> Tensor:
         from ..backends import get_backend
         jl, counts, hs = get_backend("julia"), {}, []
+        cfg = self.config
         for c_i in c:
-            h = jl.gruode_solve(h, self.weight_hh, c_i, self.b_hn(), dt=self.dt, tau=self.tau,
-                                reset_after=self.reset_after, solver=self.solver,
-                                backward_solver=self.backward_solver, sensealg=self.sensealg,
-                                rtol=self.rtol, atol=self.atol, stats=counts)
+            h = jl.gruode_solve(h, self.weight_hh, c_i, self.b_hn(), dt=cfg.dt, tau=cfg.tau,
+                                reset_after=cfg.reset_after, solver=cfg.solver,
+                                backward_solver=cfg.backward_solver, sensealg=cfg.sensealg,
+                                rtol=cfg.rtol, atol=cfg.atol, stats=counts)
             hs.append(h)
         # the Julia engine reports forward work only
         stats.forward = SolveStats(nfe=counts.get("nfe_forward", 0), naccept=counts.get("naccept", 0),
@@ -245,26 +219,22 @@ class GRUODE(nn.Module):
 
     input (T, B, I) (or (B, T, I) with batch_first, or unbatched (T, I)); h0 (num_layers, B, H);
     output (T, B, H) from the last layer; h_n (num_layers, B, H). Dropout acts between layers.
-    The remaining keywords are :class:`GRUODECell`'s, shared by every layer.
+    ``config`` and the remaining keywords (SolverConfig fields) are :class:`GRUODECell`'s, shared by
+    every layer.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
-                 dropout: float = 0.0, solver: str = "Tsit5", backward_solver: str | None = None,
-                 sensealg: str = "interpolating", rtol: float = 1e-3, atol: float = 1e-5,
-                 dt: float = 1.0, tau: float = 1.0, learn_tau: bool = False, reset_after: bool = False,
-                 backend: str = "torch"):
+                 dropout: float = 0.0, config: SolverConfig | None = None, **settings):
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+            raise InputError(f"num_layers must be at least 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise InputError(f"dropout must be in [0, 1), got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout = batch_first, float(dropout)
-        self.options = dict(solver=solver, backward_solver=backward_solver, sensealg=sensealg,
-                            rtol=rtol, atol=atol, dt=dt, tau=tau, learn_tau=learn_tau,
-                            reset_after=reset_after, backend=backend)
+        self.config = SolverConfig.with_options(config, **settings).validate()
         self.cells = nn.ModuleList(
-            GRUODECell(input_size if i == 0 else hidden_size, hidden_size, **self.options)
+            GRUODECell(input_size if i == 0 else hidden_size, hidden_size, self.config)
             for i in range(num_layers))
 
     def extra_repr(self) -> str:
@@ -278,12 +248,12 @@ class GRUODE(nn.Module):
         elif input.dim() == 3:
             x = input.transpose(0, 1) if self.batch_first else input      # (T, B, I)
         else:
-            raise ValueError(f"GRUODE expects input of 2 or 3 dimensions, got shape {tuple(input.shape)}")
+            raise InputError(f"GRUODE expects input of 2 or 3 dimensions, got shape {tuple(input.shape)}")
         L, B, H = self.num_layers, x.shape[1], self.hidden_size
         if h0 is None:
             h0 = x.new_zeros(L, B, H)
         elif h0.shape != (L, B, H):
-            raise ValueError(f"h0 must have shape {(L, B, H)}, got {tuple(h0.shape)}")
+            raise InputError(f"h0 must have shape {(L, B, H)}, got {tuple(h0.shape)}")
         h_n = []
         for i, cell in enumerate(self.cells):
             x = cell.run(x, h0[i])
@@ -322,11 +292,11 @@ class GRUODE(nn.Module):
         With solver="Euler", dt=1, tau=1 it computes exactly what ``gru`` computes.
         """
         if not isinstance(gru, nn.GRU):
-            raise ValueError(f"from_gru needs a torch.nn.GRU, got {type(gru).__name__}")
+            raise InputError(f"from_gru needs a torch.nn.GRU, got {type(gru).__name__}")
         if gru.bidirectional or getattr(gru, "proj_size", 0):
-            raise ValueError("from_gru supports unidirectional nn.GRU without projections only")
+            raise InputError("from_gru supports unidirectional nn.GRU without projections only")
         if not options.pop("reset_after", True):
-            raise ValueError("from_gru builds reset_after=True (PyTorch's candidate); drop reset_after=False")
+            raise InputError("from_gru builds reset_after=True (PyTorch's candidate); drop reset_after=False")
         options.setdefault("batch_first", gru.batch_first)
         options.setdefault("dropout", gru.dropout)
         w = gru.weight_ih_l0
@@ -345,8 +315,8 @@ class GRUODE(nn.Module):
     def to_gru(self) -> nn.GRU:
         """An nn.GRU with this layer's weights (tau and the solver are dropped): the discrete GRU
         that equals this GRU-ODE under one Euler step with dt = tau."""
-        if not self.options["reset_after"]:
-            raise ValueError("to_gru needs reset_after=True: nn.GRU has PyTorch's candidate only")
+        if not self.config.reset_after:
+            raise InputError("to_gru needs reset_after=True: nn.GRU has PyTorch's candidate only")
         w = self.cells[0].weight_ih
         gru = nn.GRU(self.input_size, self.hidden_size, self.num_layers, batch_first=self.batch_first,
                      dropout=self.dropout).to(device=w.device, dtype=w.dtype)

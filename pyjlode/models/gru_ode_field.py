@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ..ode.problem import OuterSum
 
 
@@ -38,11 +39,11 @@ class GRUODEField:
                  tau: float | Tensor = 1.0, reset_after: bool = False):
         H = weight_hh.shape[1]
         if weight_hh.shape != (3 * H, H):
-            raise ValueError(f"weight_hh must have shape (3H, H), got {tuple(weight_hh.shape)}")
+            raise InputError(f"weight_hh must have shape (3H, H), got {tuple(weight_hh.shape)}")
         if drive.shape[-1] != 3 * H:
-            raise ValueError(f"drive must end in 3H = {3 * H} columns, got {tuple(drive.shape)}")
+            raise InputError(f"drive must end in 3H = {3 * H} columns, got {tuple(drive.shape)}")
         if b_hn is not None and not reset_after:
-            raise ValueError("b_hn only exists with reset_after=True; fold the bias into the drive instead")
+            raise InputError("b_hn only exists with reset_after=True; fold the bias into the drive instead")
         self.U, self.c, self.b_hn, self.tau = weight_hh, drive, b_hn, tau
         self.reset_after, self.H = reset_after, H
         c2 = drive if drive.dim() == 2 else drive.unsqueeze(0)
@@ -106,7 +107,7 @@ class GRUODEField:
     # ------------------------------------------------------------------ Jacobian
     @torch.no_grad()
     def jac(self, t, h: Tensor) -> Tensor:
-        """∂f/∂h: (B, H, H) for h (B, H), or (H, H) for h (H,). Derivation: solvers.md §5 item 6."""
+        """∂f/∂h: (B, H, H) for h (B, H), or (H, H) for h (H,), differentiated by hand from the gates."""
         if h.dim() == 1:
             return self.jac(t, h.unsqueeze(0)).squeeze(0)
         H, U = self.H, self.U
@@ -132,16 +133,14 @@ class GRUODEField:
 
     # ------------------------------------------------------------------ VJP
     @torch.no_grad()
-    def vjp(self, t, h: Tensor, a: Tensor, lazy: bool | None = None):
+    def vjp(self, t, h: Tensor, a: Tensor, lazy: bool = False):
         """Cotangents of a·f: returns (a·∂f/∂h, (a·∂f/∂θ for θ in params)).
 
         Shapes: a·∂f/∂h like h; U -> (3H, H); c -> like c (per sample, not summed); b_hn -> (H,);
         tau -> like tau (summed over the batch). ``lazy=True`` returns U's cotangent as an
         :class:`~pyjlode.ode.problem.OuterSum` (its factors): a solve's quadrature then sums the
-        stages' factors and pays one matmul per solve instead of one per evaluation; None takes
-        the field's ``lazy_grads`` attribute (False unless the caller sets it).
+        stages' factors and pays one matmul per solve instead of one per evaluation.
         """
-        lazy = getattr(self, "lazy_grads", False) if lazy is None else lazy
         if h.dim() == 1:
             dh, dp = self.vjp(t, h.unsqueeze(0), a.unsqueeze(0), lazy)
             return dh.squeeze(0), dp

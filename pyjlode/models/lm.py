@@ -1,26 +1,15 @@
 """The language model: embedding -> dropout -> recurrent core (one of CELLS) -> dropout -> decoder."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
+from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .cells import make_cell
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a :class:`LanguageModel` (plain data: ``asdict`` goes in checkpoints)."""
-
-    vocab_size: int                      # number of token ids (embedding rows, decoder outputs)
-    cell: str = "gru-ode"                # a name in CELLS: rnn, gru, lstm, gru-ode
-    embed_size: int = 128                # token embedding width E
-    hidden_size: int = 256               # recurrent state width H
-    num_layers: int = 1                  # stacked recurrent layers
-    dropout: float = 0.0                 # on embeddings, between layers, and before the decoder
-    tie_weights: bool = False            # decoder shares the embedding matrix (needs H == E)
-    cell_options: dict = field(default_factory=dict)   # gru-ode: solver, rtol, atol, dt, tau, ...
+from ..errors import InputError
+from .cells import CELLS, make_cell
+from .config import ModelConfig
 
 
 class LanguageModel(nn.Module):
@@ -29,45 +18,40 @@ class LanguageModel(nn.Module):
     Args:
         vocab_size: V.
         cell: "rnn", "gru", "lstm" or "gru-ode".
-        embed_size, hidden_size, num_layers: E, H and the depth of the core.
-        dropout: probability on the embeddings, between layers and on the core's output.
-        tie_weights: share the embedding matrix with the decoder (Press & Wolf 2017); needs H == E.
-        **cell_options: passed to the core (gru-ode: solver, backward_solver, sensealg, rtol, atol,
-            dt, tau, learn_tau, reset_after, backend).
+        **options: the other :class:`~pyjlode.models.config.ModelConfig` fields (embed_size, hidden_size,
+            num_layers, dropout, tie_weights: share the embedding matrix with the decoder, Press & Wolf
+            2017, needs hidden_size == embed_size) and, for the gru-ode, ``ode=SolverConfig(...)`` or
+            the SolverConfig fields themselves (solver, backward_solver, rtol, ...).
     """
 
-    def __init__(self, vocab_size: int, cell: str = "gru-ode", embed_size: int = 128,
-                 hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.0,
-                 tie_weights: bool = False, **cell_options):
+    def __init__(self, vocab_size: int, cell: str = ModelConfig.cell, **options):
         super().__init__()
-        if tie_weights and hidden_size != embed_size:
-            raise ValueError(f"tie_weights needs hidden_size == embed_size (got {hidden_size} and "
-                             f"{embed_size}): make them equal or set tie_weights=False")
-        self.core = make_cell(cell, embed_size, hidden_size, num_layers, dropout, **cell_options)
-        self._config = ModelConfig(vocab_size, cell, embed_size, hidden_size, num_layers, float(dropout),
-                                   bool(tie_weights), dict(cell_options))
-        self.embedding = nn.Embedding(vocab_size, embed_size)
-        self.drop = nn.Dropout(dropout)
-        self.decoder = nn.Linear(hidden_size, vocab_size)
+        self._config = cfg = ModelConfig.with_options(vocab_size, cell=cell, **options).validate()
+        E, H = cfg.embed_size, cfg.hidden_size
+        solver = {"config": cfg.ode} if CELLS[cfg.cell].solver_settings else {}
+        self.core = make_cell(cfg.cell, E, H, cfg.num_layers, cfg.dropout, **solver)
+        self.embedding = nn.Embedding(vocab_size, E)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.decoder = nn.Linear(H, vocab_size)
         # uniform ±0.1 embedding/decoder and zero decoder bias, as pytorch/examples word_language_model
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
-        if tie_weights:
+        if cfg.tie_weights:
             self.decoder.weight = self.embedding.weight
         else:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig | dict) -> "LanguageModel":
+    def from_config(cls, cfg: ModelConfig | Mapping) -> "LanguageModel":
         """Rebuild from a :class:`ModelConfig` or its ``asdict`` (as stored in a checkpoint)."""
-        if isinstance(cfg, dict):
-            cfg = ModelConfig(**cfg)
-        return cls(cfg.vocab_size, cfg.cell, cfg.embed_size, cfg.hidden_size, cfg.num_layers,
-                   cfg.dropout, cfg.tie_weights, **cfg.cell_options)
+        if not isinstance(cfg, ModelConfig):
+            cfg = ModelConfig.from_dict(cfg)
+        return cls(**vars(cfg))
 
     @property
     def config(self) -> ModelConfig:
-        return ModelConfig(**{**asdict(self._config), "cell_options": dict(self._config.cell_options)})
+        """The model's (validated) configuration; a copy."""
+        return replace(self._config)
 
     def init_state(self, batch_size: int):
         return self.core.init_state(batch_size)
@@ -78,7 +62,7 @@ class LanguageModel(nn.Module):
     def forward(self, tokens: Tensor, state=None) -> tuple[Tensor, object]:
         """tokens (T, B) long -> (logits (T, B, V), state)."""
         if tokens.dim() != 2:
-            raise ValueError(f"tokens must be (T, B) token ids, got shape {tuple(tokens.shape)}")
+            raise InputError(f"tokens must be (T, B) token ids, got shape {tuple(tokens.shape)}")
         x = self.drop(self.embedding(tokens))                   # (T, B, E)
         out, state = self.core(x, state)                        # (T, B, H)
         return self.decoder(self.drop(out)), state
@@ -108,11 +92,11 @@ class LanguageModel(nn.Module):
             1-D LongTensor with the new ids only (the prompt is not repeated).
         """
         if prompt_ids.dim() != 1 or prompt_ids.numel() == 0:
-            raise ValueError("prompt_ids must be a non-empty 1-D tensor of token ids")
+            raise InputError("prompt_ids must be a non-empty 1-D tensor of token ids")
         if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+            raise InputError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
         if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+            raise InputError(f"top_k must be a positive integer or None, got {top_k}")
         was_training = self.training
         self.eval()
         try:

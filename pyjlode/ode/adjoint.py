@@ -16,8 +16,9 @@ In both, dL/dθ = ∫ aᵀ ∂f/∂θ dt is a quadrature along the backward solv
 """
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -33,7 +34,7 @@ from .problem import Problem, SolveStats
 
 SENSEALGS = ("interpolating", "backsolve")
 
-__all__ = ["odeint_adjoint", "AdjointConfig", "AdjointStats", "SENSEALGS"]
+__all__ = ["odeint_adjoint", "adjoint_config", "adjoint_solve", "AdjointConfig", "AdjointStats", "SENSEALGS"]
 
 
 @dataclass
@@ -80,6 +81,11 @@ class AdjointConfig:
     backward_dt0: Optional[float] = None
     norm: str = "rms"
     stats: Optional[AdjointStats] = field(default=None, compare=False)
+
+    def bind(self, f: Callable, *, jac: Optional[Callable] = None, vjp: Optional[Callable] = None,
+             dt0: Optional[float] = None) -> "AdjointConfig":
+        """These settings for another vector field (and first step), without checking them again."""
+        return replace(self, f=f, jac=jac, vjp=vjp, dt0=dt0)
 
 
 def _forward_solve(cfg: AdjointConfig, y0: Tensor, dense: bool):
@@ -275,6 +281,27 @@ def odeint_adjoint(f: Callable, y0: Tensor, t, *, params: Optional[Sequence[Tens
     cfg = _make_config(f, y0, t, solver, backward_solver, sensealg, rtol, atol, backward_rtol, backward_atol,
                        jac, vjp, max_steps, dt0, backward_dt0, stats, norm)
     t_grad = isinstance(t, Tensor) and t.requires_grad
-    if not torch.is_grad_enabled() or not (y0.requires_grad or t_grad or any(p.requires_grad for p in params)):
+    return adjoint_solve(cfg, y0, *params, t=t if t_grad else None)
+
+
+def adjoint_config(f: Optional[Callable], y0: Tensor, t, **settings) -> AdjointConfig:
+    """The checked settings ``odeint_adjoint(f, y0, t, **settings)`` solves with (same keywords and
+    defaults; ``params`` apart), for a caller that solves many times with them: check once, then
+    :meth:`AdjointConfig.bind` each solve's field and call :func:`adjoint_solve`.
+    """
+    call = inspect.signature(odeint_adjoint).bind(f, y0, t, **settings)
+    call.apply_defaults()
+    call.arguments.pop("params")
+    return _make_config(**call.arguments)
+
+
+def adjoint_solve(cfg: AdjointConfig, y0: Tensor, *params: Tensor, t: Optional[Tensor] = None) -> Tensor:
+    """Solve with checked settings (:func:`adjoint_config`) and differentiate by the adjoint method.
+
+    ``params`` are the tensors ``cfg.f`` computes with (in ``cfg.vjp``'s order); ``t``, the output times
+    as a tensor, only when dL/dt is wanted. Nothing is checked again: this is odeint_adjoint's solve.
+    """
+    wanted = y0.requires_grad or t is not None or any(p.requires_grad for p in params)
+    if not (torch.is_grad_enabled() and wanted):
         return _forward_solve(cfg, y0, dense=False).ys
-    return _OdeintAdjoint.apply(cfg, y0, t if t_grad else None, *params)
+    return _OdeintAdjoint.apply(cfg, y0, t, *params)

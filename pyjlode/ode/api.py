@@ -1,4 +1,4 @@
-"""Public entry points: solve() and the torchdiffeq-style odeint()."""
+"""Public entry points: solve() and odeint(), which takes torchdiffeq's spelling."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from .loop import integrate
 from .methods import get_method
 from .problem import Problem
@@ -84,14 +85,62 @@ def solve(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, solver:
     return integrate(problem, method, y0, ts, dt0=dt, adaptive=adaptive, max_steps=max_steps, norm=norm)
 
 
-def odeint(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, method: Optional[str] = None,
-           **kwargs) -> Tensor:
-    """Like :func:`solve` but returns only ``ys`` (``len(t), *y0.shape``): a torchdiffeq drop-in.
+# torchdiffeq's options that have a counterpart here, by solve()'s name for them
+_TORCHDIFFEQ_OPTIONS = {"first_step": "dt", "step_size": "dt", "max_num_steps": "max_steps"}
 
-    ``method=`` is accepted as torchdiffeq's spelling of ``solver=``.
+
+def odeint(func: Callable, y0, t: Union[Tensor, Sequence[float]], *, rtol: float = 1e-7, atol: float = 1e-9,
+           method: Optional[str] = None, options: Optional[dict] = None, **kwargs):
+    """The states at ``t`` (``len(t), *y0.shape``), called as ``torchdiffeq.odeint`` is.
+
+    torchdiffeq's spelling works unchanged: ``method=`` a solver name ("dopri5", the default, "rk4",
+    "euler", "tsit5", or any name in ``SOLVERS``), ``options=dict(first_step=..., step_size=...,
+    max_num_steps=...)``, torchdiffeq's default tolerances, and a tuple of tensors as ``y0`` (``func``
+    then takes and returns tuples, and a tuple of state histories comes back). A fixed-step method
+    without ``step_size`` steps from one output time to the next, as torchdiffeq's does. Other
+    keywords are :func:`solve`'s (``solver=`` for ``method=``, ``jac=``, ``norm=``...).
+
+    Raises:
+        InputError: an option pyjlode has no counterpart for (torchdiffeq would only warn), or both
+            ``method`` and ``solver``.
     """
     if method is not None:
         if "solver" in kwargs:
-            raise ValueError("pass either solver= or method=, not both")
+            raise InputError("pass either solver= or method=, not both")
         kwargs["solver"] = method
-    return solve(f, y0, t, **kwargs).ys
+    kwargs.setdefault("solver", "dopri5")
+    for key, value in (options or {}).items():
+        if key not in _TORCHDIFFEQ_OPTIONS:
+            raise InputError(f"option {key!r} has no counterpart in pyjlode; the options are: "
+                             f"{', '.join(_TORCHDIFFEQ_OPTIONS)} (or solve()'s keywords)")
+        kwargs[_TORCHDIFFEQ_OPTIONS[key]] = float(value) if key != "max_num_steps" else int(value)
+    if isinstance(y0, (tuple, list)):
+        return _odeint_tuple(func, tuple(y0), t, rtol=rtol, atol=atol, **kwargs)
+    if kwargs.get("dt") is None and not get_method(kwargs["solver"]).adaptive:
+        return _odeint_on_the_grid(func, y0, t, rtol=rtol, atol=atol, **kwargs)
+    return solve(func, y0, t, rtol=rtol, atol=atol, **kwargs).ys
+
+
+def _odeint_tuple(func: Callable, y0: tuple, t, **kwargs) -> tuple:
+    """odeint over a tuple of tensors, solved as one flat state."""
+    shapes = [y.shape for y in y0]
+    sizes = [y.numel() for y in y0]
+
+    def unflatten(y: Tensor) -> tuple:
+        return tuple(part.reshape(*y.shape[:-1], *shape) for part, shape in zip(y.split(sizes, -1), shapes))
+
+    def flat_func(t_, y):
+        return torch.cat([d.reshape(-1) for d in func(t_, unflatten(y))])
+
+    ys = odeint(flat_func, torch.cat([y.reshape(-1) for y in y0]), t, **kwargs)
+    return unflatten(ys)
+
+
+def _odeint_on_the_grid(func: Callable, y0: Tensor, t, **kwargs) -> Tensor:
+    """A fixed-step method without a step size: one step from each output time to the next."""
+    ts = _check_times(t)
+    ys, y = [y0], y0
+    for a, b in zip(ts, ts[1:]):
+        y = solve(func, y, [a, b], dt=b - a, **kwargs).ys[-1]
+        ys.append(y)
+    return torch.stack(ys)

@@ -1,8 +1,10 @@
 """Solver failures: one clear line naming the solver, t and dt, and what to try."""
 from __future__ import annotations
 
+from ..errors import PyjlodeError
 
-class SolverError(RuntimeError):
+
+class SolverError(PyjlodeError, RuntimeError):
     """Base class for every failure of an ODE solve.
 
     Attributes are kept so callers (the training loop, the CLI) can react

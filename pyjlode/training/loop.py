@@ -1,147 +1,48 @@
-"""Training: TrainConfig, truncated BPTT over a batchified token stream, evaluation, checkpoints, resume.
+"""The training loop: truncated BPTT over a batchified token stream, evaluation, checkpoints, exact resume.
 
-The loop is one importable function, :func:`train`, driven by two dataclasses (the model's ``ModelConfig``
-and :class:`TrainConfig`); the CLI only builds them (:func:`build_configs`). Everything rank-dependent goes
-through :mod:`pyjlode.distributed` (a no-op for one process): only the main rank logs and writes files, the
-stream is sharded by columns, and the recurrent state is gathered before it is saved.
+The loop is one importable function, :func:`train`, driven by two dataclasses (the model's
+:class:`~pyjlode.models.config.ModelConfig` and :class:`~pyjlode.training.config.TrainConfig`); the
+command line only builds them. Everything rank-dependent goes through :mod:`pyjlode.training.distributed`
+(a no-op for one process): only the main rank logs and writes files, the stream is sharded by columns,
+and the recurrent state is gathered before it is saved.
 
-Exact resume: a checkpoint holds the parameters, optimizer and scheduler state, every RNG state, the position
-in the stream and the recurrent state carried across batches, so N steps in one go and N/2 + N/2 with
-``--resume`` end with identical parameters on CPU (when evaluations are scheduled by steps, not seconds).
+Exact resume: a checkpoint (:mod:`pyjlode.training.state`) holds the parameters, optimizer and scheduler
+state, every RNG state, the position in the stream and the recurrent state carried across batches, so N
+steps in one go and N/2 + N/2 with ``resume=True`` end with identical parameters on CPU (when evaluations
+are scheduled by steps, not seconds).
 """
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import PyjlodeError
+from ..evaluation.evaluate import evaluate_nll
+from ..models import LanguageModel
+from ..models.config import ModelConfig
+from ..ode.errors import SolverError
 from . import distributed as dist
-from .checkpoint import (load_checkpoint, load_vocab, model_from_checkpoint, rng_state, save_checkpoint,
-                         seed_everything, set_rng_state, snapshot_checkpoint, to_device)
-from .evaluate import RunLog, evaluate_nll
-from .ode.errors import SolverError
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-# Fields a resumed run takes from the command line; everything else comes from the checkpoint.
-RESUME_OVERRIDES = ("epochs", "max_steps", "time_budget", "device", "threads", "out", "dry_run",
-                    "log_interval", "eval_interval", "eval_seconds")
+from .checkpoint_io import snapshot_checkpoint
+from .config import RESUME_OVERRIDES, TrainConfig, option_value, validate_run
+from .rundir import RunDir
+from .runlog import RunLog, start_log
+from .state import (Progress, checkpoint_payload, load_checkpoint, load_vocab, model_config,
+                    model_from_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state,
+                    to_device, train_config)
 
 
-@dataclass
-class TrainConfig:
-    """How to train: data, optimisation, stopping, evaluation cadence, and where the run lives.
-
-    Defaults make the bare ``pyjlode train`` finish in about four minutes on a 2-core CPU.
-    """
-
-    # data
-    corpus: str = "shakespeare"        # a CORPORA name, a UTF-8 file, or a folder with train/valid/test
-    level: str = "word"                # "word" or "char"
-    lowercase: bool = False            # lower-case before tokenising
-    min_freq: int = 1                  # rarer tokens become <unk>
-    max_vocab: int | None = 10000      # keep the most frequent tokens (None: all)
-    cache_dir: str | None = None       # where downloaded corpora live (None: the user's cache)
-    # optimisation
-    batch_size: int = 32               # columns of the batchified stream (global, over all ranks)
-    bptt: int = 35                     # tokens per truncated-backprop window
-    lr: float = 2e-3                   # initial learning rate
-    optimizer: str = "adam"            # adam, adamw or sgd
-    weight_decay: float = 0.0
-    clip: float = 1.0                  # max global gradient norm (0: no clipping)
-    state_reset: float = 0.1           # chance that a column's carried state restarts from zero before a
-    #                                    window: teaches recovery from cold starts (see docs/training.md)
-    lr_factor: float = 0.5             # multiply lr by this when validation stops improving...
-    lr_patience: int = 1               # ...for more than this many scheduled evaluations
-    # stopping (whichever comes first; 0 disables max_steps / time_budget)
-    epochs: int = 10
-    max_steps: int = 0
-    time_budget: float = 240.0         # seconds of training, counted over resumes
-    # evaluation and logging
-    eval_interval: int = 0             # evaluate every N steps (0: off); deterministic, resume-exact
-    eval_seconds: float = 30.0         # also evaluate every S seconds of training (0: off)
-    eval_tokens: int = 8192            # validation tokens per evaluation during training (0: whole split)
-    eval_batch_size: int = 32          # columns of the validation stream (state carried down each)
-    log_interval: int = 10             # steps between metrics.jsonl "train" records
-    # run
-    device: str = "auto"               # auto, cpu or cuda
-    threads: int = 0                   # torch intra-op CPU threads (0: torch's default)
-    seed: int = 1234
-    out: str = "runs/gru-ode"          # run folder: last.pt, best.pt, metrics.jsonl
-    dry_run: bool = False              # one training batch and one validation batch; writes nothing
-
-
-class TrainingStopped(RuntimeError):
+class TrainingStopped(PyjlodeError, RuntimeError):
     """Training could not go on (non-finite loss, solver failure); the message is one line."""
-
-
-# --------------------------------------------------------------------------------------------------
-# configuration
-
-_MODEL_KEYS = {"model": "cell", "embed_size": "embed_size", "hidden_size": "hidden_size",
-               "layers": "num_layers", "dropout": "dropout", "tie_weights": "tie_weights"}
-_CELL_KEYS = {"solver": "solver", "stiff_solver": "backward_solver", "sensealg": "sensealg", "rtol": "rtol",
-              "atol": "atol", "tau": "tau", "backend": "backend"}
-
-
-def build_configs(options: Mapping[str, Any]):
-    """(ModelConfig, TrainConfig) from CLI-style options (``model``, ``layers``, ``stiff_solver``...).
-
-    Unknown keys raise; ``None`` values keep the defaults. ODE options go to ``cell_options`` for the
-    GRU-ODE only. ``vocab_size`` is 0 here; :func:`train` sets it from the vocabulary.
-    """
-    from .models import ModelConfig
-
-    train_names = {f.name for f in fields(TrainConfig)}
-    unknown = set(options) - train_names - set(_MODEL_KEYS) - set(_CELL_KEYS)
-    if unknown:
-        raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-    given = {k: v for k, v in options.items() if v is not None}
-    model_kw = {_MODEL_KEYS[k]: v for k, v in given.items() if k in _MODEL_KEYS}
-    cell_kw = {_CELL_KEYS[k]: v for k, v in given.items() if k in _CELL_KEYS}
-    if model_kw.get("cell", "gru-ode") != "gru-ode":
-        cell_kw = {}
-    mcfg = ModelConfig(vocab_size=0, **model_kw, cell_options=cell_kw)
-    tcfg = TrainConfig(**{k: v for k, v in given.items() if k in train_names})
-    return mcfg, tcfg
-
-
-def validate(mcfg, tcfg: TrainConfig) -> None:
-    """Check names and sizes before any data is read; one-line ValueError naming the fix."""
-    from .models import CELLS
-    from .ode.methods import get_method
-
-    if mcfg.cell not in CELLS:
-        raise ValueError(f"unknown model '{mcfg.cell}'; choose one of: {', '.join(sorted(CELLS))}")
-    opts = mcfg.cell_options
-    for key, flag in (("solver", "--solver"), ("backward_solver", "--stiff-solver")):
-        if opts.get(key) is not None:
-            try:
-                opts[key] = get_method(opts[key]).name       # canonical spelling in the checkpoint
-            except ValueError as exc:
-                raise ValueError(f"{flag}: {exc}") from None
-    if mcfg.tie_weights and mcfg.embed_size != mcfg.hidden_size:
-        raise ValueError(f"--tie-weights needs --embed-size equal to --hidden-size "
-                         f"(got {mcfg.embed_size} and {mcfg.hidden_size})")
-    if tcfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{tcfg.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
-    for name in ("batch_size", "bptt", "eval_batch_size", "epochs"):
-        if getattr(tcfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(tcfg, name)})")
-    if not tcfg.lr > 0:
-        raise ValueError(f"--lr must be positive (got {tcfg.lr})")
-    if not 0 <= tcfg.state_reset < 1:
-        raise ValueError(f"--state-reset must be in [0, 1) (got {tcfg.state_reset})")
-    from .models import LanguageModel
-
-    LanguageModel.from_config(replace(mcfg, vocab_size=2))  # the model's own checks, before data is read
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,12 +59,12 @@ class Corpus:
 
 def prepare_corpus(tcfg: TrainConfig, info: dist.DistInfo, tokenizer=None, vocab=None) -> Corpus:
     """Load the corpus, build (or reuse) tokenizer and vocabulary on train, batchify train and valid."""
-    from .data import Tokenizer, Vocab, batchify, load_splits
+    from ..data import Tokenizer, Vocab, batchify, load_splits
 
     splits = load_splits(tcfg.corpus, cache_dir=tcfg.cache_dir)
     tokenizer = tokenizer or Tokenizer(level=tcfg.level, lowercase=tcfg.lowercase)
     train_tokens = tokenizer.tokenize(splits["train"])
-    vocab = vocab or Vocab.build(train_tokens, min_freq=tcfg.min_freq, max_size=tcfg.max_vocab)
+    vocab = vocab or Vocab.build(train_tokens, min_freq=tcfg.min_freq, max_size=tcfg.max_vocab or None)
     valid_ids = vocab.encode(tokenizer.tokenize(splits["valid"]))
     valid_ids = valid_ids[:tcfg.eval_tokens] if tcfg.eval_tokens else valid_ids
     train = batchify(vocab.encode(train_tokens), tcfg.batch_size, split="train")
@@ -175,20 +76,6 @@ def prepare_corpus(tcfg: TrainConfig, info: dist.DistInfo, tokenizer=None, vocab
 
 # --------------------------------------------------------------------------------------------------
 # the loop
-
-
-@dataclass
-class Progress:
-    """Where a run stands; saved in checkpoints so --resume picks up at the same batch."""
-
-    step: int = 0
-    epoch: int = 0
-    pos: int = 0                  # row of the (T, B) stream where the next window starts
-    tokens: int = 0               # training tokens seen, over all ranks
-    train_time: float = 0.0       # seconds of training (evaluations included), over resumes
-    best_valid: float = math.inf  # best validation NLL so far
-    best_step: int = 0
-    last_eval_step: int = -1
 
 
 class Trainer:
@@ -204,7 +91,7 @@ class Trainer:
             self.opt, mode="min", factor=tcfg.lr_factor, patience=tcfg.lr_patience)
         self.progress = Progress()
         self.carry = None                 # recurrent state carried between windows (detached)
-        self.out = Path(tcfg.out)
+        self.run_dir = RunDir(tcfg.out)
         self.writes = info.is_main and not tcfg.dry_run
         self.echo = echo if info.is_main else (lambda line: None)
         self.rng_at_step = None           # RNG when the running step began (for Ctrl-C mid-step)
@@ -279,21 +166,20 @@ class Trainer:
                 "lr": self.opt.param_groups[0]["lr"]}
 
     def save(self, best: bool = False) -> None:
-        """Write last.pt (and best.pt) on the main rank; every rank calls it (gathering the state is
+        """Write the last (and best) checkpoint on the main rank; every rank calls it (gathering the state is
         collective)."""
         if self.tcfg.dry_run:
             return
         carry = to_device(dist.gather_state(self.carry, self.info), "cpu")
         if not self.info.is_main:
             return
-        payload = {"model_config": asdict(self.mcfg), "train_config": asdict(self.tcfg),
-                   "tokenizer": self.corpus.tokenizer.to_dict(), "vocab": self.corpus.vocab.to_dict(),
-                   "state_dict": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                   "scheduler": self.sched.state_dict(), "rng": rng_state(),
-                   "progress": asdict(self.progress), "carry": carry}
-        save_checkpoint(payload, self.out / "last.pt")
+        payload = checkpoint_payload(
+            model_config=self.mcfg, train_config=self.tcfg, tokenizer=self.corpus.tokenizer,
+            vocab=self.corpus.vocab, model=self.model, optimizer=self.opt, scheduler=self.sched,
+            progress=self.progress, carry=carry)
+        save_checkpoint(payload, self.run_dir.last)
         if best:
-            snapshot_checkpoint(self.out / "last.pt", self.out / "best.pt")
+            snapshot_checkpoint(self.run_dir.last, self.run_dir.best)
 
     def restore(self, ckpt: dict) -> None:
         """Load optimizer, scheduler, progress, carried state and RNG from a checkpoint."""
@@ -305,13 +191,16 @@ class Trainer:
 
     def run(self) -> str:
         """Train until epochs, max_steps or the time budget run out; returns which one stopped it."""
-        from .data import get_batch
+        from ..data import get_batch
 
         tc, p, data = self.tcfg, self.progress, self.corpus.train
         rows = data.size(0) - 1
         total = min(math.ceil(rows / tc.bptt) * tc.epochs, tc.max_steps or math.inf)
-        self.log = RunLog(self.out / "metrics.jsonl" if self.writes else None,
+        self.log = RunLog(self.run_dir.metrics if self.writes else None,
                           self.echo if self.info.is_main else None, total, p.step)
+        from ..backends import warmup
+
+        warmup(self.model)      # Julia compiles here, not inside the first timed step
         t0, base, last_eval = time.perf_counter(), p.train_time, p.train_time
         try:
             while p.epoch < tc.epochs:
@@ -352,58 +241,50 @@ class Trainer:
 # entry point
 
 
-def _echo(line: str) -> None:
+def print_line(line: str) -> None:
+    """Print one line above the progress bar, not through it (the default ``echo`` of :func:`train`)."""
     from tqdm.auto import tqdm
 
-    tqdm.write(line, file=sys.stdout)  # above the progress bar, not through it
+    tqdm.write(line, file=sys.stdout)
 
 
-def _option_value(name: str, mcfg, tcfg: TrainConfig):
-    """The value a CLI-style option name has in a pair of configs (see build_configs)."""
-    if name in _MODEL_KEYS:
-        return getattr(mcfg, _MODEL_KEYS[name])
-    if name in _CELL_KEYS:
-        return mcfg.cell_options.get(_CELL_KEYS[name])
-    return getattr(tcfg, name, None)
-
-
-def _resume_configs(ckpt: dict, mcfg, tcfg: TrainConfig, explicit, echo) -> tuple[Any, TrainConfig]:
-    from .models import ModelConfig
-
-    saved_m, saved_t = ModelConfig(**ckpt["model_config"]), TrainConfig(**ckpt["train_config"])
+def _resume_configs(ckpt: dict, mcfg: ModelConfig, tcfg: TrainConfig, explicit,
+                    echo) -> tuple[ModelConfig, TrainConfig]:
+    saved_m, saved_t = model_config(ckpt), train_config(ckpt)
     ignored = [k for k in explicit if k not in RESUME_OVERRIDES
-               and _option_value(k, mcfg, tcfg) != _option_value(k, saved_m, saved_t)]
+               and option_value(k, mcfg, tcfg) != option_value(k, saved_m, saved_t)]
     if ignored:
         echo("note: resuming, so these come from the checkpoint instead: "
-             + ", ".join(f"--{k.replace('_', '-')} {_option_value(k, saved_m, saved_t)}" for k in ignored))
+             + ", ".join(f"`{k}` {option_value(k, saved_m, saved_t)}" for k in ignored))
     return saved_m, replace(saved_t, **{k: getattr(tcfg, k) for k in RESUME_OVERRIDES})
 
 
-def train(mcfg, tcfg: TrainConfig, *, resume: bool = False, explicit=(),
+def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explicit=(),
           echo: Callable[[str], None] | None = None) -> dict:
-    """Train a language model; write checkpoints and metrics.jsonl into ``tcfg.out``.
+    """Train a language model; write checkpoints and metrics.jsonl into the run folder ``tcfg.out``.
 
     Args:
-        mcfg: the model's ``ModelConfig`` (``vocab_size`` is set from the vocabulary).
-        tcfg: the :class:`TrainConfig`.
-        resume: continue from ``tcfg.out/last.pt``; model and training options come from the checkpoint
+        mcfg: the model's config (``vocab_size`` is set from the vocabulary).
+        tcfg: the training config; ``out=None`` means ``runs/<cell>``.
+        resume: continue from the run folder's last checkpoint; model and training settings come from it
             except the stopping/evaluation/device fields in ``RESUME_OVERRIDES``.
-        explicit: names of options the user set explicitly (only used to say which ones resume ignores).
-        echo: where per-evaluation lines go (default: stdout, above the progress bar).
+        explicit: option names the user set explicitly (only used to say which ones resume ignores).
+        echo: where per-evaluation lines go (default: :func:`print_line`).
 
     Returns:
         A summary dict: stopped ("epochs", "max_steps", "time_budget", "interrupted", "dry_run"), step,
         tokens, train_time, valid_ppl (last evaluation), best_valid_ppl, out.
 
     Raises:
-        ValueError / DataError / CheckpointError: bad input (one line). TrainingStopped: non-finite loss or a
+        InputError (DataError, CheckpointError): bad input, one line. TrainingStopped: non-finite loss or a
         solver failure; the last good checkpoint on disk is left as it was.
     """
-    echo = echo or _echo
-    ckpt = load_checkpoint(Path(tcfg.out) / "last.pt") if resume else None
+    echo = echo or print_line
+    tcfg = replace(tcfg, out=tcfg.out or os.path.join("runs", mcfg.cell))
+    ckpt = load_checkpoint(RunDir(tcfg.out).last) if resume else None
     if ckpt is not None:
         mcfg, tcfg = _resume_configs(ckpt, mcfg, tcfg, explicit, echo)
-    validate(mcfg, tcfg)
+    mcfg, tcfg = validate_run(mcfg, tcfg)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     info = dist.setup(tcfg.device)
@@ -428,12 +309,12 @@ def _sigterm_as_interrupt():
     return signal.signal(signal.SIGTERM, interrupt)
 
 
-def _train(mcfg, tcfg: TrainConfig, ckpt: dict | None, info: dist.DistInfo, echo) -> dict:
+def _train(mcfg: ModelConfig, tcfg: TrainConfig, ckpt: dict | None, info: dist.DistInfo, echo) -> dict:
     if ckpt is None:
         seed_everything(tcfg.seed)
         corpus = prepare_corpus(tcfg, info)
         mcfg = replace(mcfg, vocab_size=len(corpus.vocab))
-        model = _build_model(mcfg, info)
+        model = LanguageModel.from_config(mcfg).to(info.device)
     else:
         tok, vocab = load_vocab(ckpt)
         corpus = prepare_corpus(tcfg, info, tok, vocab)
@@ -442,8 +323,7 @@ def _train(mcfg, tcfg: TrainConfig, ckpt: dict | None, info: dist.DistInfo, echo
     if ckpt is not None:
         trainer.restore(ckpt)
     elif info.is_main and not tcfg.dry_run:
-        Path(tcfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(tcfg.out) / "metrics.jsonl").write_text("")  # a fresh run starts a fresh log
+        start_log(trainer.run_dir)
     trainer.echo(f"{mcfg.cell}: {model.num_parameters():,} parameters, vocabulary {len(corpus.vocab):,}, "
          f"{corpus.train.numel() * info.world_size:,} training tokens, device {info.device}"
          + (f", resuming at step {trainer.progress.step}" if ckpt is not None else ""))
@@ -451,15 +331,9 @@ def _train(mcfg, tcfg: TrainConfig, ckpt: dict | None, info: dist.DistInfo, echo
     return _summary(trainer, stopped)
 
 
-def _build_model(mcfg, info: dist.DistInfo):
-    from .models import LanguageModel
-
-    return LanguageModel.from_config(mcfg).to(info.device)
-
-
 def _run_guarded(trainer: Trainer) -> str:
     """Run the loop, turning Ctrl-C into a clean save and failures into one-line TrainingStopped."""
-    last = trainer.out / "last.pt"
+    last = trainer.run_dir.last
     try:
         stopped = trainer.run()
     except KeyboardInterrupt:
@@ -480,15 +354,15 @@ def _run_guarded(trainer: Trainer) -> str:
     except TrainingStopped as exc:
         raise TrainingStopped(f"{exc}: stopped; {_kept(last)}") from None
     except SolverError as exc:
-        from .ode.methods import get_method
+        from ..ode.methods import get_method
 
-        backward = trainer.mcfg.cell_options.get("backward_solver")
+        backward = trainer.mcfg.ode.backward_solver
         stiff = backward is not None and get_method(backward).stiff
-        advice = ("try another stiff solver, e.g. --stiff-solver Rodas5P" if stiff else
-                  "try --stiff-solver KenCarp4 (a stiff solver for the adjoint's backward pass)")
+        advice = ("try another stiff solver, e.g. `backward_solver` Rodas5P" if stiff else
+                  "try `backward_solver` KenCarp4 (a stiff solver for the adjoint's backward pass)")
         raise TrainingStopped(
             f"training stopped at step {trainer.progress.step + 1}: solver {exc.solver} failed "
-            f"({exc.what} at t={exc.t:.4g}); {advice}, or loosen --rtol/--atol; {_kept(last)}") from None
+            f"({exc.what} at t={exc.t:.4g}); {advice}, or loosen `rtol`/`atol`; {_kept(last)}") from None
     if stopped != "dry_run" and trainer.progress.last_eval_step != trainer.progress.step:
         trainer.evaluate(scheduled=False)
     return stopped
@@ -502,11 +376,11 @@ def _summary(trainer: Trainer, stopped: str) -> dict:
     p = trainer.progress
     summary = {"stopped": stopped, "step": p.step, "tokens": p.tokens, "train_time": p.train_time,
                "best_valid_ppl": math.exp(min(p.best_valid, 50.0)), "best_step": p.best_step,
-               "out": str(trainer.out)}
+               "out": str(trainer.run_dir)}
     tail = trainer.log.last_train if trainer.log else {}
     summary.update({k: tail[k] for k in ("nfe_fwd", "nfe_bwd", "tokens_per_s") if k in tail})
     if stopped != "dry_run":
         trainer.echo(f"done ({stopped}): {p.step} steps, {p.tokens:,} tokens in {p.train_time:.0f} s; "
                      f"best valid ppl {summary['best_valid_ppl']:.2f} at step {p.best_step}; "
-                     f"checkpoints in {trainer.out}")
+                     f"checkpoints in {trainer.run_dir}")
     return summary

@@ -1,4 +1,4 @@
-"""The cases of the GRU-ODE training-step benchmark (``pyjlode.bench`` drives them).
+"""The cases of the GRU-ODE training-step benchmark (``pyjlode.experiments.bench`` drives them).
 
 One training step = forward over T tokens of a (B, I) batch, loss = sum over tokens of mean(h²),
 backward to the four GRU weights (weight_ih, weight_hh, bias_ih, bias_hh). Every case gets copies of
@@ -17,6 +17,8 @@ from datetime import date
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .bench_config import BenchConfig
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 REFERENCE_TOL = (1e-9, 1e-11)          # rtol, atol of the float64 reference gradient
@@ -122,18 +124,20 @@ def _torchdiffeq_forward(p, x, cfg, adjoint: bool, rtol=None, atol=None, checkpo
 
 
 # ---------------------------------------------------------------------------------------------- one step
-def _module(case: str, w: dict, cfg: BenchConfig):
+def _module(case: str, w: dict, cfg: BenchConfig, sensealg: str | None = None):
     """The torch module a pyjlode / nn.GRU case runs, holding a copy of the master weights w, and
-    its four parameters in PARAM_NAMES order (nn.GRU keeps its flat cuDNN weight layout)."""
+    its four parameters in PARAM_NAMES order (nn.GRU keeps its flat cuDNN weight layout).
+    ``sensealg`` overrides the GRU-ODE's gradient method (e.g. "direct")."""
     if case == "gru":
         mod = torch.nn.GRU(cfg.input, cfg.hidden)
         names = [f"{k}_l0" for k in PARAM_NAMES]
     else:
-        from .models.gru_ode import GRUODE
+        from ..models.gru_ode import GRUODE
 
         solver = {"tsit5": ("Tsit5", "Tsit5"), "kencarp4": ("Tsit5", "KenCarp4"), "euler": ("Euler", None)}[case]
+        extra = {} if sensealg is None else {"sensealg": sensealg}
         mod = GRUODE(cfg.input, cfg.hidden, solver=solver[0], backward_solver=solver[1], rtol=cfg.rtol,
-                     atol=cfg.atol, dt=1.0, tau=cfg.tau, reset_after=cfg.reset_after)
+                     atol=cfg.atol, dt=1.0, tau=cfg.tau, reset_after=cfg.reset_after, **extra)
         names = [f"cells.0.{k}" for k in PARAM_NAMES]
     mod = mod.to(device=cfg.device, dtype=cfg.torch_dtype)
     params = dict(mod.named_parameters())
@@ -210,8 +214,7 @@ def reference_grads(w: dict, x64: Tensor, cfg: BenchConfig) -> list:
                                      checkpoint=True)
     except ImportError:
         ref = replace(cfg, device="cpu", dtype="float64", rtol=REFERENCE_TOL[0], atol=REFERENCE_TOL[1])
-        mod, params = _module("tsit5", w, ref)
-        mod.cells[0].sensealg = "direct"
+        mod, params = _module("tsit5", w, ref, sensealg="direct")
         hs, _ = mod(x, x.new_zeros(1, cfg.batch, cfg.hidden))
         return list(torch.autograd.grad(loss_of(hs), params))
     return list(torch.autograd.grad(loss_of(hs), [p[k] for k in PARAM_NAMES]))
@@ -227,7 +230,7 @@ def rel_error(grads: list, ref: list) -> float:
 def cost_floor(cfg: BenchConfig, n: int = 200) -> dict:
     """Median seconds of one batched GRU-ODE field evaluation f(h) and of its analytic VJP (no grad):
     the cost of one NFE that no solver can avoid."""
-    from .models.gru_ode_field import GRUODEField
+    from ..models.gru_ode_field import GRUODEField
 
     w, x64 = make_inputs(cfg)
     dt, dev = cfg.torch_dtype, cfg.device

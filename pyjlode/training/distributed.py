@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..errors import InputError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -50,7 +52,7 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu")
+            raise InputError("`device` cuda was asked for but CUDA is not available; use `device` cpu")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device(device)
 
@@ -85,9 +87,9 @@ def cleanup() -> None:
 
 
 def check_divisible(batch_size: int, world_size: int) -> None:
-    """Raise a one-line ValueError unless the global batch splits evenly over the ranks."""
+    """Raise a one-line InputError unless the global batch splits evenly over the ranks."""
     if batch_size % world_size:
-        raise ValueError(f"--batch-size {batch_size} does not split over {world_size} processes; "
+        raise InputError(f"`batch_size` {batch_size} does not split over {world_size} processes; "
                          f"use a multiple of {world_size}")
 
 
@@ -95,7 +97,7 @@ def shard_columns(data: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """This rank's contiguous block of columns of a batchified (T, B) stream (all of it for one rank).
 
     Raises:
-        ValueError: B is not a multiple of the number of ranks.
+        InputError: B is not a multiple of the number of ranks.
     """
     if info.world_size == 1:
         return data

@@ -1,5 +1,5 @@
-"""Measuring a model: validation NLL and the run log during training; for a checkpoint, perplexity with
-carried state and the generation-metric protocol (``pyjlode evaluate``), and sampling (``pyjlode generate``).
+"""Measuring a model: validation NLL (also during training); for a checkpoint, perplexity with carried
+state and the generation-metric protocol (``pyjlode evaluate``), and sampling (``pyjlode generate``).
 
 Protocol (printed with the numbers): N prompts of K tokens are taken at evenly spaced positions of the split;
 for each, M tokens are sampled from the model (temperature T, optional top-k, one seeded generator for the
@@ -10,19 +10,19 @@ F1 with rouge-score and Porter stemming; diversity: distinct-1/2 and self-BLEU o
 """
 from __future__ import annotations
 
-import json
 import math
-import sys
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint, load_vocab, model_from_checkpoint, resolve_checkpoint
+from ..errors import InputError
+from ..training.checkpoint_io import resolve_checkpoint
+from ..training.state import load_checkpoint, load_vocab, model_from_checkpoint
 
 
 # --------------------------------------------------------------------------------------------------
-# used during training: validation NLL and the run log
+# validation NLL (also used during training)
 
 
 @torch.no_grad()
@@ -38,7 +38,7 @@ def evaluate_nll(model, data: torch.Tensor, bptt: int, info=None) -> tuple[float
     Returns:
         (mean NLL, number of predicted tokens).
     """
-    from .data import get_batch
+    from ..data import get_batch
 
     was_training = model.training
     model.eval()
@@ -52,7 +52,7 @@ def evaluate_nll(model, data: torch.Tensor, bptt: int, info=None) -> tuple[float
         count += y.numel()
     model.train(was_training)
     if info is not None and info.world_size > 1:
-        from .distributed import all_reduce_sum
+        from ..training.distributed import all_reduce_sum
 
         total, count = all_reduce_sum([total, float(count)], info)
     return total / max(count, 1), int(count)
@@ -62,100 +62,21 @@ def _device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu")
+        raise InputError("`device` cuda was asked for but CUDA is not available; use `device` cpu")
     return torch.device(device)
 
 
-def _split_ids(ckpt: dict, split: str, corpus: str | None, tokenizer, vocab) -> torch.Tensor:
-    from .data import load_splits
+def split_ids(ckpt: dict, split: str, corpus: str | None = None, tokenizer=None, vocab=None) -> torch.Tensor:
+    """Token ids of a split of the checkpoint's corpus (or of ``corpus``), in the checkpoint's vocabulary."""
+    from ..data import load_splits
 
+    if tokenizer is None or vocab is None:
+        tokenizer, vocab = load_vocab(ckpt)
     tc = ckpt["train_config"]
     splits = load_splits(corpus or tc["corpus"], cache_dir=tc.get("cache_dir"))
     if split not in splits:
-        raise ValueError(f"unknown split '{split}'; choose one of: {', '.join(splits)}")
+        raise InputError(f"unknown `split` '{split}'; choose one of: {', '.join(splits)}")
     return vocab.encode(tokenizer.tokenize(splits[split]))
-
-
-class RunLog:
-    """Training-time reporting: averages over a window of steps, metrics.jsonl records, one printed line
-    per evaluation, and the tqdm progress bar (stderr, drawn only on a terminal and only on the main rank).
-
-    Args:
-        path: the metrics.jsonl file, or None to write nothing (dry runs, other ranks).
-        echo: prints one line (None: print nothing).
-        total, initial: progress-bar length and starting step.
-    """
-
-    KEYS = ("loss", "n", "tokens", "time", "nfe_fwd", "nfe_bwd")
-
-    def __init__(self, path, echo, total: int, initial: int):
-        from tqdm.auto import tqdm
-
-        self.path, self.echo = path, echo or (lambda line: None)
-        self.window = dict.fromkeys(self.KEYS, 0.0)
-        self.last_train: dict = {}
-        self.bar = tqdm(total=total, initial=initial, file=sys.stderr, unit="step", dynamic_ncols=True,
-                        leave=False, disable=None if echo else True)
-
-    def step(self, loss: float, tokens: int, seconds: float, solver_stats: dict) -> None:
-        """Add one training step to the window."""
-        w = self.window
-        for key, value in (("loss", loss), ("n", 1), ("tokens", tokens), ("time", seconds),
-                           ("nfe_fwd", solver_stats.get("nfe_fwd_per_token", 0.0)),
-                           ("nfe_bwd", solver_stats.get("nfe_bwd_per_token", 0.0))):
-            w[key] += value
-        self.bar.update(1)
-
-    def flush(self, base: dict) -> dict:
-        """Write a "train" record averaging the window (loss, ppl, tokens/s, NFE per token) and reset it."""
-        w, n = self.window, self.window["n"]
-        if not n:
-            return {}
-        row = {"train_loss": w["loss"] / n, "train_ppl": _ppl(w["loss"] / n),
-               "tokens_per_s": w["tokens"] / max(w["time"], 1e-9)}
-        if w["nfe_fwd"]:
-            row.update(nfe_fwd=w["nfe_fwd"] / n, nfe_bwd=w["nfe_bwd"] / n)
-        self.last_train = row
-        self.window = dict.fromkeys(self.KEYS, 0.0)
-        short = {"train_loss": "loss", "train_ppl": "ppl", "tokens_per_s": "tok/s", "nfe_fwd": "nfe_f",
-                 "nfe_bwd": "nfe_b"}
-        self.bar.set_postfix({short[k]: f"{v:.4g}" for k, v in row.items()}, refresh=False)
-        return self.record("train", base, row)
-
-    def evaluation(self, base: dict, valid_nll: float, best_nll: float) -> dict:
-        """Write an "eval" record (with the latest training figures) and print its line."""
-        row = {"train_ppl": self.last_train.get("train_ppl"), "valid_ppl": _ppl(valid_nll),
-               "best_valid_ppl": _ppl(best_nll)}
-        row.update({k: self.last_train[k] for k in ("nfe_fwd", "nfe_bwd") if k in self.last_train})
-        row = self.record("eval", base, row)
-        self.echo(format_eval_line(row))
-        return row
-
-    def record(self, event: str, base: dict, values: dict) -> dict:
-        row = {"event": event, **base, **values}
-        if self.path is not None:
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-        return row
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def format_eval_line(row: dict) -> str:
-    """One fixed-width line per evaluation (word_language_model style)."""
-    parts = [f"step {row['step']:6d}", f"epoch {row['epoch'] + 1:2d}", f"tokens {row['tokens']:9,d}",
-             f"time {row['wall']:7.1f}s", f"lr {row['lr']:.2e}"]
-    if row.get("train_ppl") is not None:
-        parts.append(f"train ppl {row['train_ppl']:8.2f}")
-    parts.append(f"valid ppl {row['valid_ppl']:8.2f}")
-    if "nfe_fwd" in row:
-        parts.append(f"nfe/token fwd {row['nfe_fwd']:5.1f} bwd {row['nfe_bwd']:5.1f}")
-    return "| " + " | ".join(parts) + " |"
-
-
-def _ppl(nll: float) -> float:
-    return math.exp(min(nll, 50.0))  # capped so a diverged model prints a number, not an overflow
 
 
 # --------------------------------------------------------------------------------------------------
@@ -165,14 +86,14 @@ def _ppl(nll: float) -> float:
 def generation_samples(model, ids: torch.Tensor, *, prompts: int, prompt_len: int, gen_len: int,
                        temperature: float, top_k: int | None, seed: int) -> list[tuple[torch.Tensor, ...]]:
     """(prompt, reference, generated) id tensors for ``prompts`` evenly spaced positions of ``ids``."""
-    from .data import DataError
+    from ..data import DataError
 
     span = prompt_len + gen_len
     if prompts < 1 or prompt_len < 1 or gen_len < 1:
-        raise ValueError("--prompts, --prompt-len and --gen-len must be at least 1")
+        raise InputError("`prompts`, `prompt_len` and `gen_len` must be at least 1")
     if len(ids) < span:
         raise DataError(f"split has {len(ids)} tokens, fewer than one prompt plus continuation ({span}); "
-                        "lower --prompt-len/--gen-len")
+                        "lower `prompt_len`/`gen_len`")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     last = len(ids) - span
@@ -226,14 +147,14 @@ def evaluate_checkpoint(checkpoint, *, split: str = "test", prompts: int = 50, p
         ``protocol`` (the settings, stated), the metric values and three ``examples``.
     """
     from . import metrics
-    from .data import DataError, batchify
+    from ..data import DataError, batchify
 
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)
     dev = _device(device)
     tokenizer, vocab = load_vocab(ckpt)
     model = model_from_checkpoint(ckpt, dev, backend)
-    ids = _split_ids(ckpt, split, corpus, tokenizer, vocab)
+    ids = split_ids(ckpt, split, corpus, tokenizer, vocab)
     try:
         data = batchify(ids, batch_size)
     except DataError as exc:
@@ -291,7 +212,7 @@ def generate_text(checkpoint, prompt: str, *, max_tokens: int = 50, temperature:
     an empty prompt starts a new line.
     """
     if max_tokens < 1:
-        raise ValueError(f"--max-tokens must be at least 1 (got {max_tokens})")
+        raise InputError(f"`max_tokens` must be at least 1 (got {max_tokens})")
     ckpt = load_checkpoint(checkpoint)
     tokenizer, vocab = load_vocab(ckpt)
     dev = _device(device)

@@ -1,12 +1,8 @@
-"""The `pyjlode compare` and `pyjlode analyze` commands: :func:`make_commands` builds the click.Command
-objects that pyjlode/cli.py registers with ``cli.add_command``.
+"""``pyjlode compare`` and ``pyjlode analyze``: thin click layers over :mod:`pyjlode.experiments`.
 
-`compare` takes every option of `train` (the same Option definitions, from ``pyjlode.cli.train_options``)
-except the per-run ones it owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the
-comparison folder, and ``--resume`` is implicit (finished runs are reused).
-
-The commands are built on demand, not at import: cli.py imports this module at its end, and this module
-needs cli.py's ``train_options``, so neither import order may require the other module to be complete.
+`compare` takes every option of `train` (built from the same config fields) except the per-run ones it
+owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the comparison folder, and
+``--resume`` is implicit (finished runs are reused).
 """
 from __future__ import annotations
 
@@ -14,59 +10,51 @@ import sys
 
 import click
 
-_OWN = {"model", "seed", "out", "resume", "dry_run"}   # train options compare replaces or drops
+from ..errors import InputError
+from ..models.config import CELL_NAMES
+from .errors import friendly_errors
+from .train import train_params
 
-
-def _train_params() -> list[click.Parameter]:
-    """Fresh copies of `train`'s options, in its help order, minus the ones compare owns."""
-    from ..cli import train_options
-
-    probe = train_options(lambda: None)
-    return [p for p in reversed(probe.__click_params__) if p.name not in _OWN]
+_OWN = {"model", "seed", "out", "dry_run"}   # train options compare replaces or drops
 
 
 def _csv_list(text: str, what: str) -> list[str]:
     items = [s.strip() for s in (text or "").split(",") if s.strip()]
     if not items:
-        raise ValueError(f"{what} is empty; give a comma-separated list")
+        raise InputError(f"{what} is empty; give a comma-separated list")
     return items
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"1,2,3" -> [1, 2, 3]; a one-line ValueError otherwise."""
+    """"1,2,3" -> [1, 2, 3]; a one-line InputError otherwise."""
+    items = _csv_list(text, "--seeds")
     try:
-        return [int(s) for s in _csv_list(text, "--seeds")]
-    except ValueError as exc:
-        if "empty" in str(exc):
-            raise
-        raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3 (got {text!r})") from None
+        return [int(s) for s in items]
+    except ValueError:
+        raise InputError(f"--seeds must be comma-separated integers, e.g. 1,2,3 (got {text!r})") from None
 
 
 def parse_models(text: str) -> list[str]:
     """"rnn,gru" -> ["rnn", "gru"], checked against the model names of `train`."""
-    from ..cli import MODELS
-
     models = [m.lower() for m in _csv_list(text, "--models")]
-    bad = [m for m in models if m not in MODELS]
+    bad = [m for m in models if m not in CELL_NAMES]
     if bad:
-        raise ValueError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(MODELS)}")
+        raise InputError(f"unknown model(s) in --models: {', '.join(bad)}; choose from: {', '.join(CELL_NAMES)}")
     return list(dict.fromkeys(models))
 
 
 def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, gen_len, temperature, top_k,
              eval_split, **train_opts) -> None:
     """Train each model under the same budget and data, evaluate each, write tables and plots to --out."""
-    from .compare import compare, parse_variants
+    from ..experiments.compare import compare, parse_variants
 
-    if train_opts.get("max_vocab") == 0:
-        train_opts["max_vocab"] = None
     result = compare(parse_models(models), train_opts, seeds=parse_seeds(seeds), match_params=match_params,
                      variants=parse_variants(variants), out_dir=out,
                      evaluate_options=dict(split=eval_split, prompts=prompts, prompt_len=prompt_len,
                                            gen_len=gen_len, temperature=temperature, top_k=top_k or None,
                                            device=train_opts.get("device") or "auto"),
                      log=click.echo)
-    from .tables import markdown_table
+    from ..experiments.tables import markdown_table
 
     click.echo(markdown_table(result["aggregated"]))
     click.echo("wrote " + ", ".join(result["files"].values()))
@@ -79,15 +67,15 @@ def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, ge
 def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs, pair_batches, batch_size,
              sigmas, robust_tokens, seed, device) -> None:
     """Jacobian spectrum, solver work per pair, and robustness to embedding noise of a GRU-ODE."""
-    from .analyze import analyze
-    from .compare import parse_variants
+    from ..experiments.analyze import analyze
+    from ..experiments.compare import parse_variants
 
     try:
         sigma_list = [float(s) for s in _csv_list(sigmas, "--sigmas")]
     except ValueError:
-        raise ValueError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
+        raise InputError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
     if any(s < 0 for s in sigma_list):
-        raise ValueError("--sigmas must be non-negative")
+        raise InputError("--sigmas must be non-negative")
     result = analyze(list(checkpoint), baselines=list(baseline), out_dir=out, split=split, corpus=corpus,
                      max_tokens=max_tokens, every=every, pairs=parse_variants(pairs),
                      pair_batches=pair_batches, batch_size=batch_size, sigmas=sigma_list,
@@ -105,7 +93,7 @@ def _compare_params() -> list[click.Parameter]:
                      help="Comma-separated seeds; one run per model and seed (tables show mean ± std)."),
         click.Option(["--variants"], default=None,
                      help="GRU-ODE solver settings to compare, each SOLVER/BACKWARD_SOLVER, comma-separated, "
-                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--stiff-solver only]."),
+                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--backward-solver only]."),
         click.Option(["--match-params"], is_flag=True,
                      help="Resize each model's hidden layer to match the GRU-ODE's (else the first model's) "
                           "parameter count."),
@@ -123,7 +111,7 @@ def _compare_params() -> list[click.Parameter]:
                      help="Sampling temperature of the evaluation."),
         click.Option(["--top-k"], type=int, default=0, show_default=True,
                      help="Sample from the k likeliest in the evaluation (0: off)."),
-        *_train_params(),
+        *train_params(skip=_OWN),
     ]
 
 
@@ -159,23 +147,14 @@ def _analyze_params() -> list[click.Parameter]:
     ]
 
 
-def _friendly(fn):
-    from ..cli import friendly_errors
-
-    return friendly_errors(fn)
-
-
-def make_commands() -> list[click.Command]:
-    """[compare, analyze] as click.Command objects (call after pyjlode.cli defines train_options)."""
-    compare = click.Command(
-        "compare", callback=_friendly(_compare), params=_compare_params(),
-        help="Train RNN/GRU/LSTM/GRU-ODE (and GRU-ODE solver variants) under one budget and data, evaluate "
-             "each, and write results.csv, results.md and plots. Takes every option of `train`.",
-        short_help="Train and compare several models.")
-    analyze = click.Command(
-        "analyze", callback=_friendly(_analyze), params=_analyze_params(),
-        help="Study a trained GRU-ODE on held-out text: Jacobian spectrum along the trajectory (and over "
-             "training), solver work per (solver, backward solver) pair, and perplexity under embedding "
-             "noise against --baseline checkpoints. Writes tables and PNG plots.",
-        short_help="Spectrum, solver work and robustness of a GRU-ODE.")
-    return [compare, analyze]
+compare = click.Command(
+    "compare", callback=friendly_errors(_compare), params=_compare_params(),
+    help="Train RNN/GRU/LSTM/GRU-ODE (and GRU-ODE solver variants) under one budget and data, evaluate "
+         "each, and write results.csv, results.md and plots. Takes every option of `train`.",
+    short_help="Train and compare several models.")
+analyze = click.Command(
+    "analyze", callback=friendly_errors(_analyze), params=_analyze_params(),
+    help="Study a trained GRU-ODE on held-out text: Jacobian spectrum along the trajectory (and over "
+         "training), solver work per (solver, backward solver) pair, and perplexity under embedding "
+         "noise against --baseline checkpoints. Writes tables and PNG plots.",
+    short_help="Spectrum, solver work and robustness of a GRU-ODE.")

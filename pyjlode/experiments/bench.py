@@ -1,11 +1,11 @@
-"""GRU-ODE training-step benchmark (issue 7): pyjlode against torchdiffeq, Euler and nn.GRU.
+"""GRU-ODE training-step benchmark: pyjlode against torchdiffeq, Euler and nn.GRU.
 
-Runs the cases of :mod:`pyjlode.bench_cases` interleaved and repeated in one process and reports
-medians, the cost floor (one field evaluation and one VJP), a stiff (small tau) table, the
-end-to-end training throughput of ``pyjlode train``, and which of issue 7's targets are met.
-``pyjlode bench`` (``bench_command``) and ``scripts/bench_gruode.py`` call :func:`main_run`.
+Runs the cases of :mod:`pyjlode.experiments.bench_cases` interleaved and repeated in one process and
+reports medians, the cost floor (one field evaluation and one VJP), a stiff (small tau) table, the
+end-to-end training throughput of ``pyjlode train``, and which of the benchmark's targets are met.
+``pyjlode bench`` and ``scripts/bench_gruode.py`` call :func:`main_run`.
 
-This module imports torch only inside functions, so the CLI can list it cheaply.
+This module imports torch only inside functions, so the command line can build its options cheaply.
 """
 from __future__ import annotations
 
@@ -21,46 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import click
-
-CASES = ("td-adjoint", "td-direct", "tsit5", "kencarp4", "euler", "gru")
-CASE_LABELS = {
-    "td-adjoint": "(a) torchdiffeq odeint_adjoint, dopri5",
-    "td-direct": "(b) torchdiffeq odeint, dopri5, backprop",
-    "tsit5": "(c) pyjlode Tsit5 + interpolating adjoint, Tsit5 backward",
-    "kencarp4": "(d) pyjlode Tsit5 + interpolating adjoint, KenCarp4 backward",
-    "euler": "(e) pyjlode Euler, dt = 1",
-    "gru": "(f) torch.nn.GRU",
-}
-STIFF_CASES = ("td-adjoint", "td-direct", "kencarp4")
-MARKERS = ("<!-- bench_gruode:start -->", "<!-- bench_gruode:end -->")
-
-
-@dataclass
-class BenchConfig:
-    """Sizes, tolerances and run settings of one benchmark table."""
-
-    batch: int = 32
-    input: int = 128
-    hidden: int = 256
-    tokens: int = 35
-    rtol: float = 1e-3
-    atol: float = 1e-5
-    tau: float = 1.0
-    reset_after: bool = False
-    device: str = "cpu"
-    dtype: str = "float32"
-    repeats: int = 5
-    cases: tuple = CASES
-    seed: int = 0
-    memory: bool = True             # one extra untimed run per case measures peak memory
-    reference: bool = True          # float64 tight-tolerance gradient for the error column
-
-    @property
-    def torch_dtype(self):
-        import torch
-        return {"float32": torch.float32, "float64": torch.float64}[self.dtype]
-
+from ..errors import InputError
+from .bench_config import CASE_LABELS, CASES, MARKERS, STIFF_CASES, BenchConfig
 
 @dataclass
 class CaseResult:
@@ -229,7 +191,7 @@ def _ratio(num, den):
 
 
 def targets(main: dict | None, stiff: dict | None, train: dict | None) -> list[str]:
-    """Issue 7's six targets, each 'met' / 'missed' with the measured ratio."""
+    """The benchmark's six targets, each 'met' / 'missed' with the measured ratio."""
     out = []
 
     def line(n, ok, text):
@@ -286,7 +248,7 @@ def format_report(main, stiff, train, command: str, machine: str) -> str:
         lines += ["### End to end (`pyjlode train`, default settings, built-in corpus)", "",
                   "| model | tokens/s |", "|---|---:|"]
         lines += [f"| {m} | {_fmt(v, ',.0f')} |" for m, v in train.items()] + [""]
-    lines += ["### Targets (issue 7)", ""] + targets(main, stiff, train)
+    lines += ["### Targets", ""] + targets(main, stiff, train)
     lines += ["", "Peak memory: CUDA allocator peak above the step's start on CUDA; on CPU the peak of the running "
               "sum of torch.profiler's allocation events (torch's CPU allocator; Python objects not counted). "
               "Gradient error: relative L2 error of the four weight gradients against float64 torchdiffeq "
@@ -300,7 +262,7 @@ def write_section(path: str | Path, body: str) -> None:
     text = path.read_text()
     start, end = MARKERS
     if start not in text or end not in text or text.index(start) > text.index(end):
-        raise ValueError(f"{path} has no '{start}' ... '{end}' section; add the two markers first")
+        raise InputError(f"{path} has no '{start}' ... '{end}' section; add the two markers first")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{start}\n{body.strip()}\n{end}{tail}")
@@ -341,54 +303,5 @@ def _as_json(table: dict) -> dict:
     return {"config": asdict(table["config"]), "results": res, "floor": table["floor"]}
 
 
-def _cases(ctx, param, value):
-    names = tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
-    bad = [n for n in names if n not in CASES]
-    if bad:
-        raise click.BadParameter(f"unknown case {bad[0]!r}; choose from: {', '.join(CASES)}")
-    return names
-
-
-@click.command("bench")
-@click.option("--batch", type=int, default=32, show_default=True, help="Batch size B.")
-@click.option("--input", "input_size", type=int, default=128, show_default=True, help="Input size I.")
-@click.option("--hidden", type=int, default=256, show_default=True, help="Hidden size H.")
-@click.option("--tokens", type=int, default=35, show_default=True, help="Tokens T per step.")
-@click.option("--rtol", type=float, default=1e-3, show_default=True, help="Relative tolerance.")
-@click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance.")
-@click.option("--tau", type=float, default=1.0, show_default=True, help="Time constant of the main table.")
-@click.option("--stiff-tau", type=float, default=0.1, show_default=True,
-              help="tau of the stiff table (cases a, b, d); 0 skips it.")
-@click.option("--reset-after", is_flag=True, help="PyTorch's candidate g = tanh(c + r (U h + b)).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
-              help="Floating-point type of every case.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed repeats per case.")
-@click.option("--cases", default=",".join(CASES), show_default=True, callback=_cases,
-              help="Comma-separated cases of the main table.")
-@click.option("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default).")
-@click.option("--train-steps", type=int, default=0, show_default=True,
-              help="Also time `pyjlode train` (gru-ode and gru) for this many steps each; 0 skips it.")
-@click.option("--no-memory", is_flag=True, help="Skip the peak-memory runs.")
-@click.option("--no-reference", is_flag=True, help="Skip the float64 reference gradient.")
-@click.option("--write", type=click.Path(dir_okay=False), default=None,
-              help="Replace the bench_gruode section of this markdown file (docs/benchmarks.md).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also dump raw figures.")
-def bench_command(batch, input_size, hidden, tokens, rtol, atol, tau, stiff_tau, reset_after, device, dtype,
-                  repeats, cases, threads, train_steps, no_memory, no_reference, write, json_path):
-    """Time one GRU-ODE training step: pyjlode vs torchdiffeq, Euler and nn.GRU (issue 7)."""
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            raise click.BadParameter("CUDA is not available; use --device cpu", param_hint="--device")
-    cfg = BenchConfig(batch=batch, input=input_size, hidden=hidden, tokens=tokens, rtol=rtol, atol=atol, tau=tau,
-                      reset_after=reset_after, device=device, dtype=dtype, repeats=repeats, cases=cases,
-                      memory=not no_memory, reference=not no_reference)
-    command = "pyjlode bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else " ".join(sys.argv)
-    body = main_run(cfg, stiff_tau=stiff_tau, train_steps=train_steps, threads=threads or None, write=write,
-                    json_path=json_path, command=command, echo=lambda s: click.echo(s, err=True))
-    click.echo(body)
-
-
 __all__ = ["BenchConfig", "CaseResult", "CASES", "CASE_LABELS", "run_table", "train_throughput", "targets",
-           "format_report", "write_section", "main_run", "bench_command"]
+           "format_report", "write_section", "main_run"]

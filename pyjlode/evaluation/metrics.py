@@ -1,6 +1,6 @@
 """Evaluation metrics as pure functions, plus one fixed-width row formatter.
 
-Conventions (see /work/shared/reference/lm-baselines.md §3):
+Conventions (those of the papers and libraries named below):
 - Perplexity is exp(mean NLL in nats over all target tokens); bits per character is NLL/ln 2.
 - BLEU-n is nltk's cumulative ``corpus_bleu`` with uniform weights (1/n, ..., 1/n), one
   aligned reference per hypothesis, ``SmoothingFunction().method1`` unless told otherwise
@@ -21,6 +21,8 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
+
+from ..errors import InputError
 
 SPECIAL_TOKENS = frozenset({"<unk>", "<eos>"})
 _SPECIAL_RE = re.compile(r"<unk>|<eos>")
@@ -54,10 +56,10 @@ def _strip_text(text: str) -> str:
 
 def _check_pairs(hyps: Sequence, refs: Sequence) -> None:
     if len(hyps) != len(refs):
-        raise ValueError(f"got {len(hyps)} hypotheses but {len(refs)} references; "
+        raise InputError(f"got {len(hyps)} hypotheses but {len(refs)} references; "
                          f"pass one reference per hypothesis")
     if not hyps:
-        raise ValueError("no hypotheses to score; generate at least one continuation")
+        raise InputError("no hypotheses to score; generate at least one continuation")
 
 
 def _smoothing(name: str | None):
@@ -66,7 +68,7 @@ def _smoothing(name: str | None):
     name = name or "method0"
     fn = getattr(SmoothingFunction(), name, None) if re.fullmatch(r"method[0-7]", name) else None
     if fn is None:
-        raise ValueError(f"unknown BLEU smoothing {name!r}; choose one of: method0 ... method7")
+        raise InputError(f"unknown BLEU smoothing {name!r}; choose one of: method0 ... method7")
     return fn
 
 
@@ -135,7 +137,7 @@ def rouge(hyp_texts: Sequence[str], ref_texts: Sequence[str]) -> dict[str, float
 def distinct_n(hyps: Sequence[Sequence[str]], n: int) -> float:
     """Distinct n-grams (within each hypothesis) over all hypotheses / total generated tokens."""
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise InputError(f"n must be at least 1, got {n}")
     grams, total = set(), 0
     for hyp in hyps:
         toks = strip_specials(hyp)

@@ -1,0 +1,68 @@
+"""Click options built from config dataclasses, and the options several commands share.
+
+An option of a config field takes its flag, help and choices from the field's :class:`~pyjlode.flags.Flag`
+metadata and its type and default from the field itself, so adding a setting to a config adds its option.
+"""
+from __future__ import annotations
+
+import typing
+from dataclasses import MISSING, Field
+
+import click
+
+from ..backends import BACKENDS
+from ..flags import Flag, flagged_fields, option_name
+from ..training.config import DEVICES
+from ..training.rundir import BEST
+
+
+class ConfigOption(click.Option):
+    """A click option generated from a config field; ``field_name`` lets error messages name its flag."""
+
+    def __init__(self, *args, field_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.field_name = field_name
+
+
+def config_options(*classes, skip: typing.Collection[str] = ()) -> list[click.Option]:
+    """One option per flagged field of the dataclasses ``classes``, in field order, except ``skip``."""
+    params = []
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f, spec in flagged_fields(cls):
+            if option_name(f) not in skip:
+                params.append(_option(f, spec, hints[f.name]))
+    return params
+
+
+def _option(f: Field, spec: Flag, hint) -> ConfigOption:
+    name = option_name(f)
+    flag = "--" + name.replace("_", "-")
+    default = f.default if f.default is not MISSING else f.default_factory()
+    kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint)   # X | None -> X
+    if kind is bool:
+        decls = [f"{flag}/--no-{flag[2:]}" if default else flag, *spec.aliases, name]
+        return ConfigOption(decls, field_name=f.name, is_flag=True, default=default, help=spec.help,
+                            show_default=bool(default))
+    if spec.choices:
+        kind = click.Choice(spec.choices)
+    elif spec.folder:
+        kind = click.Path(file_okay=False)
+    show = spec.default_text or default is not None
+    return ConfigOption([flag, *spec.aliases, name], field_name=f.name, type=kind, default=default,
+                        help=spec.help, show_default=show)
+
+
+# --------------------------------------------------------------------------------------------------
+# options of several commands (decorators)
+
+checkpoint_option = click.option(
+    "--checkpoint", required=True, type=click.Path(),
+    help=f"A .pt file written by `pyjlode train`, or its run folder (uses {BEST}).")
+device_option = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                             help="Where to run the model.")
+backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=None,
+                              help="Run a GRU-ODE on this engine [default: the one it was trained with].")
+
+
+__all__ = ["ConfigOption", "config_options", "checkpoint_option", "device_option", "backend_option"]

@@ -1,0 +1,109 @@
+"""SolverConfig: how a GRU-ODE layer integrates and differentiates its per-token ODE.
+
+This dataclass holds the only copy of every solver setting's default and the only check of them
+(:meth:`SolverConfig.validate`); the layers, the language model, checkpoints and the command line all take
+their settings from it. Importing this module imports neither torch nor the ODE engine.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+from ..backends import BACKENDS
+from ..errors import InputError
+from ..flags import flag
+
+DIRECT = "direct"   # sensealg: backprop through the solver's operations instead of the adjoint
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """Settings of every per-token solve of a GRU-ODE layer (plain data: ``asdict`` goes in checkpoints).
+
+    Settings are named as the layers' keyword arguments, e.g. ``GRUODE(128, 256, rtol=1e-4)``.
+    """
+
+    solver: str = field(default="Tsit5", metadata=flag(
+        "GRU-ODE forward solver, a name in pyjlode.SOLVERS (case-insensitive): Tsit5, DP5 (dopri5), RK4, "
+        "Euler, or a stiff one such as KenCarp4, Kvaerno5, TRBDF2, Rodas4, Rodas5P, Rosenbrock23."))
+    backward_solver: str | None = field(default=None, metadata=flag(
+        "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one).", aliases=("--stiff-solver",),
+        default_text="same as --solver"))                 # None: the forward solver
+    sensealg: str | None = field(default=None, metadata=flag(
+        "Gradient method. torch backend: interpolating (adjoint, the default), backsolve (adjoint) or direct "
+        "(backprop through the solver); julia backend: gauss (the default), quadrature, interpolating or "
+        "backsolve.", default_text="interpolating (torch), gauss (julia)"))   # None: the backend's default
+    rtol: float = field(default=1e-3, metadata=flag("GRU-ODE relative tolerance."))
+    atol: float = field(default=1e-5, metadata=flag("GRU-ODE absolute tolerance."))
+    dt: float = 1.0                 # length of one token's time interval
+    tau: float = field(default=1.0, metadata=flag("GRU-ODE time constant tau (dh/dt is divided by it)."))
+    learn_tau: bool = False         # learn one tau per hidden unit, starting at tau
+    reset_after: bool = False       # PyTorch's candidate tanh(c_h + r (U_h h + b_hn)) instead of the seed's
+    backend: str = field(default="torch", metadata=flag(
+        "Engine for the GRU-ODE solves; julia needs `pip install pyjlode[julia]`.", choices=BACKENDS))
+
+    @classmethod
+    def with_options(cls, base: SolverConfig | None = None, **options) -> SolverConfig:
+        """``base`` (default: the defaults) with the settings in ``options`` changed.
+
+        Raises:
+            InputError: an option that is not a setting.
+        """
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown solver setting(s) {', '.join(unknown)}; "
+                             f"the settings are: {', '.join(f.name for f in fields(cls))}")
+        return replace(base or cls(), **options)
+
+    def validate(self) -> SolverConfig:
+        """Check every setting before anything is solved; return the config with canonical solver names.
+
+        Raises:
+            InputError: a setting that cannot work, named in backticks, with the fix.
+        """
+        from ..ode.adjoint import SENSEALGS
+
+        solver = _canonical("solver", self.solver)
+        backward = None if self.backward_solver is None else _canonical("backward_solver", self.backward_solver)
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown `backend` {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
+        sensealg = self.sensealg or ("gauss" if self.backend == "julia" else "interpolating")
+        if self.backend == "torch" and sensealg not in (*SENSEALGS, DIRECT):
+            raise InputError(f"unknown `sensealg` {sensealg!r}; choose one of: "
+                             f"{', '.join((*SENSEALGS, DIRECT))}")
+        for name in ("rtol", "atol", "dt", "tau"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError(f"`{name}` must be a positive number, got {value!r}")
+        if self.backend == "julia":
+            self._validate_julia(solver, backward, sensealg)
+        return replace(self, solver=solver, backward_solver=backward, sensealg=sensealg,
+                       rtol=float(self.rtol), atol=float(self.atol),
+                       dt=float(self.dt), tau=float(self.tau))
+
+    def _validate_julia(self, solver: str, backward: str | None, sensealg: str) -> None:
+        if self.learn_tau:
+            raise InputError("`learn_tau` is not supported by the julia backend; use `backend` torch")
+        if sensealg == DIRECT:
+            raise InputError("`sensealg` direct needs `backend` torch; the julia backend uses SciML's adjoints")
+        from ..backends import julia
+
+        try:   # the Julia engine's own checks; Julia itself is not started
+            julia.make_config(dt=self.dt, tau=self.tau, reset_after=self.reset_after, solver=solver,
+                              backward_solver=backward, sensealg=sensealg, rtol=self.rtol, atol=self.atol)
+        except InputError:
+            raise
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+
+def _canonical(name: str, value: str) -> str:
+    from ..ode.methods import get_method
+
+    try:
+        return get_method(value).name
+    except ValueError as exc:
+        raise InputError(f"`{name}`: {exc}") from None
+
+
+__all__ = ["SolverConfig", "DIRECT"]
