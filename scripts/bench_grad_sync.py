@@ -37,7 +37,8 @@ def main() -> None:
     model = LanguageModel(args.vocab, cell=args.model, embed_size=args.embed_size,
                           hidden_size=args.hidden_size).to(info.device)
     dist.replicate(model, info)
-    ddp = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    on_gpu = info.device.type == "cuda"
+    ddp = DistributedDataParallel(model, device_ids=[info.device.index] if on_gpu else None)
     tokens = torch.randint(0, args.vocab, (args.bptt + 1, args.batch_size // info.world_size),
                            generator=torch.Generator().manual_seed(info.rank)).to(info.device)
 
@@ -46,24 +47,22 @@ def main() -> None:
         logits, _ = net(tokens[:-1])
         F.cross_entropy(logits.reshape(-1, args.vocab), tokens[1:].reshape(-1)).backward()
 
-    def agreed() -> None:
-        backward(model)
+    def synced() -> None:
         dist.agree_on_failure(None, info)
         dist.average_gradients(model.parameters(), info)
 
     ways = {"DistributedDataParallel (overlapped all-reduce)": lambda: backward(ddp),
-            "backward alone, agreement, bucketed all-reduce": agreed,
-            "  of which the agreement and all-reduce": lambda: (dist.agree_on_failure(None, info),
-                                                               dist.average_gradients(model.parameters(), info))}
+            "backward alone, agreement, bucketed all-reduce": lambda: (backward(model), synced()),
+            "  of which the agreement and all-reduce": synced}
     times = {name: [] for name in ways}
     for i in range(args.repeats + 1):           # the first round warms up
         for name, way in ways.items():
             dist.barrier(info)
-            if info.device.type == "cuda":
+            if on_gpu:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             way()
-            if info.device.type == "cuda":
+            if on_gpu:
                 torch.cuda.synchronize()
             if i:
                 times[name].append(time.perf_counter() - t0)
