@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import PyjlodeError
 from ..evaluation.evaluate import evaluate_nll
+from ..experiments.spectrum import last_call_stiffness, watch_last_call
 from ..models import LanguageModel
 from ..models.config import ModelConfig
 from ..ode.errors import SolverError
@@ -155,14 +156,18 @@ class Trainer:
         p = self.progress
         self.log.flush(self._base())
         valid = self.corpus.valid[:self.tcfg.bptt + 1] if self.tcfg.dry_run else self.corpus.valid
-        nll, _ = evaluate_nll(self.model, valid, self.tcfg.bptt, self.info)
+        with watch_last_call(self.model) as seen:
+            nll, _ = evaluate_nll(self.model, valid, self.tcfg.bptt, self.info)
+        # the GRU-ODE's stiffness at a few of the states the validation pass ended in
+        gru_ode = self.info.is_main and self.mcfg.cell == "gru-ode"
+        stiffness = last_call_stiffness(self.model, seen) if gru_ode else {}
         p.last_eval_step = p.step
         if scheduled:
             self.sched.step(nll)
         improved = nll < p.best_valid
         if improved:
             p.best_valid, p.best_step = nll, p.step
-        self.log.evaluation(self._base(), nll, p.best_valid)
+        self.log.evaluation(self._base(), nll, p.best_valid, stiffness)
         self.save(best=improved)
         return nll
 
