@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from exp_helpers import TINY, colored_fraction, png_pixels, single_thread, write_corpus
 
 from pyjlode.cli import cli
+from pyjlode.evaluation.config import EvalConfig
 from pyjlode.experiments import compare as compare_mod
 from pyjlode.experiments import plots, runs
 
 MODELS = ["rnn", "gru", "lstm", "gru-ode"]
-EVAL = dict(prompts=3, prompt_len=4, gen_len=4, device="cpu")
+EVAL = EvalConfig(prompts=3, prompt_len=4, gen_len=4, device="cpu")
 
 
 def _options(corpus) -> dict:
@@ -30,7 +31,7 @@ def compared(tmp_path_factory):
     out = root / "out"
     with single_thread():
         result = compare_mod.compare(MODELS, _options(corpus), seeds=[1], out_dir=str(out),
-                                     evaluate_options=EVAL, log=lambda line: None)
+                                     evaluation=EVAL, log=lambda line: None)
     return corpus, out, result
 
 
@@ -75,7 +76,7 @@ def test_second_run_reuses_finished_runs(compared, monkeypatch):
     monkeypatch.setattr(runs, "evaluate_run", lambda *a, **k: calls.append(a) or {})
     before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/last.pt")}
     result = compare_mod.compare(MODELS, _options(corpus), seeds=[1], out_dir=str(out),
-                                 evaluate_options=EVAL, log=lambda line: None)
+                                 evaluation=EVAL, log=lambda line: None)
     assert calls == []
     assert all(r.get("skipped") for r in result["runs"])
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/last.pt")}
@@ -121,16 +122,25 @@ def test_match_params_picks_the_closest_hidden_size():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Tsit5/Tsit5,Tsit5/KenCarp4", [("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4")]),
-    ("RK4", [("RK4", None)]), (None, [])])
+    ("Tsit5/Tsit5,Tsit5/KenCarp4", [("Tsit5", "Tsit5", None), ("Tsit5", "KenCarp4", None)]),
+    ("RK4", [("RK4", None, None)]), (None, []),
+    ("Tsit5@1e-1, Tsit5/KenCarp4@0.001,Euler", [("Tsit5", None, 0.1), ("Tsit5", "KenCarp4", 1e-3),
+                                                ("Euler", None, None)])])
 def test_variants_parse(text, expected):
     assert compare_mod.parse_variants(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["Tsit5/", "/KenCarp4", "a/b/c"])
+@pytest.mark.parametrize("bad", ["Tsit5/", "/KenCarp4", "a/b/c", "Tsit5@", "Tsit5@fast", "Tsit5@-1e-3"])
 def test_bad_variant_is_one_line_error(bad):
     with pytest.raises(ValueError, match="`variants`"):
         compare_mod.parse_variants(bad)
+
+
+def test_a_tolerance_variant_moves_rtol_and_atol_together():
+    v = compare_mod.parse_variants("Tsit5@1e-4")[0]
+    assert v.label == "gru-ode Tsit5/Tsit5 rtol=0.0001"
+    assert v.options() == {"solver": "Tsit5", "backward_solver": None, "rtol": 1e-4,
+                           "atol": pytest.approx(1e-6)}
 
 
 def test_variants_become_separate_rows(tmp_path):

@@ -2,7 +2,8 @@
 
 `compare` takes every option of `train` (built from the same config fields) except the per-run ones it
 owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the comparison folder, and
-``--resume`` is implicit (finished runs are reused).
+``--resume`` is implicit (finished runs are reused); and the protocol options of `evaluate` (its
+EvalConfig fields), so every run is scored as `pyjlode evaluate` scores a checkpoint.
 """
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import sys
 import click
 
 from ..errors import InputError
+from ..evaluation.config import PROTOCOL, EvalConfig
+from ..flags import flagged_fields, option_name
 from ..models.config import CELL_NAMES
 from .errors import friendly_errors
+from .options import config_options
 from .train import train_params
 
 _OWN = {"model", "seed", "out", "dry_run"}   # train options compare replaces or drops
@@ -43,19 +47,15 @@ def parse_models(text: str) -> list[str]:
     return list(dict.fromkeys(models))
 
 
-def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, gen_len, temperature, top_k,
-             eval_split, **train_opts) -> None:
+def _compare(models, seeds, variants, match_params, out, **options) -> None:
     """Train each model under the same budget and data, evaluate each, write tables and plots to --out."""
     from ..experiments.compare import compare, parse_variants
-
-    result = compare(parse_models(models), train_opts, seeds=parse_seeds(seeds), match_params=match_params,
-                     variants=parse_variants(variants), out_dir=out,
-                     evaluate_options=dict(split=eval_split, prompts=prompts, prompt_len=prompt_len,
-                                           gen_len=gen_len, temperature=temperature, top_k=top_k or None,
-                                           device=train_opts.get("device") or "auto"),
-                     log=click.echo)
     from ..experiments.tables import markdown_table
 
+    protocol = {k: options.pop(k) for k in PROTOCOL}
+    evaluation = EvalConfig(**protocol, device=options.get("device") or "auto", threads=options["threads"])
+    result = compare(parse_models(models), options, seeds=parse_seeds(seeds), match_params=match_params,
+                     variants=parse_variants(variants), out_dir=out, evaluation=evaluation, log=click.echo)
     click.echo(markdown_table(result["aggregated"]))
     click.echo("wrote " + ", ".join(result["files"].values()))
     failed = [r for r in result["runs"] if r.get("status") != "ok"]
@@ -76,8 +76,11 @@ def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs,
         raise InputError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
     if any(s < 0 for s in sigma_list):
         raise InputError("--sigmas must be non-negative")
+    solver_pairs = parse_variants(pairs)
+    if any(v.rtol is not None for v in solver_pairs):
+        raise InputError("--pairs takes SOLVER/BACKWARD_SOLVER entries; the tolerance is the checkpoint's")
     result = analyze(list(checkpoint), baselines=list(baseline), out_dir=out, split=split, corpus=corpus,
-                     max_tokens=max_tokens, every=every, pairs=parse_variants(pairs),
+                     max_tokens=max_tokens, every=every, pairs=[v[:2] for v in solver_pairs],
                      pair_batches=pair_batches, batch_size=batch_size, sigmas=sigma_list,
                      robust_tokens=robust_tokens, seed=seed, device=device, log=click.echo)
     with open(result["files"]["analysis.md"], encoding="utf-8") as fh:
@@ -92,25 +95,18 @@ def _compare_params() -> list[click.Parameter]:
         click.Option(["--seeds"], default="1", show_default=True,
                      help="Comma-separated seeds; one run per model and seed (tables show mean ± std)."),
         click.Option(["--variants"], default=None,
-                     help="GRU-ODE solver settings to compare, each SOLVER/BACKWARD_SOLVER, comma-separated, "
-                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--backward-solver only]."),
+                     help="GRU-ODE solver settings to compare, each SOLVER[/BACKWARD_SOLVER][@RTOL] (atol = "
+                          "rtol/100), comma-separated: 'Tsit5/Tsit5,Tsit5/KenCarp4', or a tolerance sweep "
+                          "'Tsit5@1e-1,Tsit5@1e-3,Tsit5@1e-5,Euler,RK4' [default: --solver/--backward-solver "
+                          "only]."),
         click.Option(["--match-params"], is_flag=True,
                      help="Resize each model's hidden layer to match the GRU-ODE's (else the first model's) "
                           "parameter count."),
         click.Option(["--out"], type=click.Path(file_okay=False), default="runs/compare", show_default=True,
                      help="Comparison folder: runs/, results.csv, results.md, plots. Rerunning reuses "
                           "finished runs."),
-        click.Option(["--eval-split"], type=click.Choice(["valid", "test"]), default="test", show_default=True,
-                     help="Split scored by the final evaluation."),
-        click.Option(["--prompts"], type=int, default=20, show_default=True,
-                     help="Prompts for BLEU/ROUGE/distinct-n (evaluate protocol)."),
-        click.Option(["--prompt-len"], type=int, default=20, show_default=True, help="Tokens per prompt."),
-        click.Option(["--gen-len"], type=int, default=20, show_default=True,
-                     help="Tokens generated per prompt."),
-        click.Option(["--temperature"], type=float, default=1.0, show_default=True,
-                     help="Sampling temperature of the evaluation."),
-        click.Option(["--top-k"], type=int, default=0, show_default=True,
-                     help="Sample from the k likeliest in the evaluation (0: off)."),
+        *config_options(EvalConfig, skip=[option_name(f) for f, _ in flagged_fields(EvalConfig)
+                                          if option_name(f) not in PROTOCOL]),
         *train_params(skip=_OWN),
     ]
 
