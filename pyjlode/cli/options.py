@@ -5,6 +5,7 @@ metadata and its type and default from the field itself, so adding a setting to 
 """
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import MISSING, Field
 
@@ -23,6 +24,21 @@ class ConfigOption(click.Option):
         self.field_name, self.config = field_name, config
 
 
+class CommaList(click.ParamType):
+    """Comma-separated values of one type ("1e-1,1e-3" -> (0.1, 0.001)), for tuple config fields."""
+
+    def __init__(self, item: type):
+        self.item, self.name = item, f"{item.__name__},..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(self.item(v.strip()) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of {self.item.__name__} values", param, ctx)
+
+
 def config_options(*classes, skip: typing.Collection[str] = ()) -> list[click.Option]:
     """One option per flagged field of the dataclasses ``classes``, in field order, except ``skip``."""
     params = []
@@ -38,12 +54,16 @@ def _option(cls: type, f: Field, spec: Flag, hint) -> ConfigOption:
     name = option_name(f)
     flag = "--" + name.replace("_", "-")
     default = f.default if f.default is not MISSING else f.default_factory()
-    kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint)   # X | None -> X
+    kind = hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):                  # X | None -> X
+        kind = next(a for a in typing.get_args(hint) if a is not type(None))
     if kind is bool:
         decls = [f"{flag}/--no-{flag[2:]}" if default else flag, *spec.aliases, name]
         return ConfigOption(decls, field_name=f.name, config=cls, is_flag=True, default=default, help=spec.help,
                             show_default=bool(default))
-    if spec.choices:
+    if typing.get_origin(kind) is tuple:                     # tuple[float, ...]: comma-separated values
+        kind, default = CommaList(typing.get_args(kind)[0]), ",".join(map(str, default))
+    elif spec.choices:
         kind = click.Choice(spec.choices)
     elif spec.folder:
         kind = click.Path(file_okay=False)
@@ -60,4 +80,4 @@ checkpoint_option = click.option(
     help=f"A .pt file written by `pyjlode train`, or its run folder (uses {BEST}).")
 
 
-__all__ = ["ConfigOption", "config_options", "checkpoint_option"]
+__all__ = ["ConfigOption", "CommaList", "config_options", "checkpoint_option"]
