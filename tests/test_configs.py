@@ -107,3 +107,23 @@ def test_sensealg_help_and_error_list_the_same_choices():
 def test_train_config_rejects_budgets_that_cannot_work(name, value):
     with pytest.raises(InputError, match=f"`{name}`"):
         TrainConfig(**{name: value}).validate()
+
+
+def _commands():
+    from pyjlode.cli import cli
+
+    return sorted(cli.commands.items())
+
+
+@pytest.mark.parametrize("name, command", _commands(), ids=[n for n, _ in _commands()])
+def test_every_generated_option_shows_its_fields_default_and_help(name, command):
+    from dataclasses import MISSING
+
+    for option in command.params:
+        config = getattr(option, "config", None)
+        if config is None:
+            continue
+        f = config.__dataclass_fields__[option.field_name]
+        default = f.default if f.default is not MISSING else f.default_factory()
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        assert (option.default, option.help) == (shown, f.metadata["flag"].help), (name, option.name)

@@ -13,6 +13,7 @@ import click
 
 from ..errors import InputError
 from ..evaluation.config import PROTOCOL, EvalConfig
+from ..experiments.analyze_config import AnalyzeConfig
 from ..flags import flagged_fields, option_name
 from ..models.config import CELL_NAMES
 from .errors import friendly_errors
@@ -64,25 +65,12 @@ def _compare(models, seeds, variants, match_params, out, **options) -> None:
         sys.exit(1)
 
 
-def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs, pair_batches, batch_size,
-             sigmas, robust_tokens, seed, device) -> None:
+def _analyze(checkpoint, baseline, out, **settings) -> None:
     """Jacobian spectrum, solver work per pair, and robustness to embedding noise of a GRU-ODE."""
     from ..experiments.analyze import analyze
-    from ..experiments.compare import parse_variants
 
-    try:
-        sigma_list = [float(s) for s in _csv_list(sigmas, "--sigmas")]
-    except ValueError:
-        raise InputError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
-    if any(s < 0 for s in sigma_list):
-        raise InputError("--sigmas must be non-negative")
-    solver_pairs = parse_variants(pairs)
-    if any(v.rtol is not None for v in solver_pairs):
-        raise InputError("--pairs takes SOLVER/BACKWARD_SOLVER entries; the tolerance is the checkpoint's")
-    result = analyze(list(checkpoint), baselines=list(baseline), out_dir=out, split=split, corpus=corpus,
-                     max_tokens=max_tokens, every=every, pairs=[v[:2] for v in solver_pairs],
-                     pair_batches=pair_batches, batch_size=batch_size, sigmas=sigma_list,
-                     robust_tokens=robust_tokens, seed=seed, device=device, log=click.echo)
+    result = analyze(list(checkpoint), AnalyzeConfig(**settings), baselines=list(baseline), out_dir=out,
+                     log=click.echo)
     with open(result["files"]["analysis.md"], encoding="utf-8") as fh:
         click.echo(fh.read())
     click.echo("wrote " + ", ".join(result["files"].values()))
@@ -120,26 +108,7 @@ def _analyze_params() -> list[click.Parameter]:
                      help="Checkpoint of another model for the robustness comparison (repeatable)."),
         click.Option(["--out"], type=click.Path(file_okay=False), default=None,
                      help="Output folder [default: analysis/ next to the last checkpoint]."),
-        click.Option(["--split"], type=click.Choice(["train", "valid", "test"]), default="valid",
-                     show_default=True, help="Held-out text to analyse."),
-        click.Option(["--corpus"], default=None, help="Read the split from this corpus instead."),
-        click.Option(["--max-tokens"], type=int, default=400, show_default=True,
-                     help="Tokens walked for the Jacobian spectrum."),
-        click.Option(["--every"], type=int, default=1, show_default=True,
-                     help="Take the spectrum at one token in N (eigenvalues cost O(H^3) each)."),
-        click.Option(["--pairs"], default="Tsit5/Tsit5,Tsit5/KenCarp4,Tsit5/Rodas5P", show_default=True,
-                     help="Solver pairs SOLVER/BACKWARD_SOLVER whose work is measured."),
-        click.Option(["--pair-batches"], type=int, default=2, show_default=True,
-                     help="Forward+backward windows per solver pair."),
-        click.Option(["--batch-size"], type=int, default=4, show_default=True,
-                     help="Parallel streams for the solver and robustness probes."),
-        click.Option(["--sigmas"], default="0,0.1,0.25,0.5,1,2", show_default=True,
-                     help="Noise levels, relative to the embedding RMS."),
-        click.Option(["--robust-tokens"], type=int, default=4000, show_default=True,
-                     help="Held-out tokens scored per noise level (0: the whole split)."),
-        click.Option(["--seed"], type=int, default=0, show_default=True, help="Noise seed."),
-        click.Option(["--device"], type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-                     help="Where to run the models."),
+        *config_options(AnalyzeConfig),
     ]
 
 

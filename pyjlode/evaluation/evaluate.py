@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..training.checkpoint_io import resolve_checkpoint
-from ..training.config import apply_threads
-from ..training.state import load_checkpoint, load_vocab, model_from_checkpoint
+from ..training.state import load_vocab
 from .config import EvalConfig
+from .loading import load_model
 
 
 # --------------------------------------------------------------------------------------------------
@@ -61,14 +60,6 @@ def evaluate_nll(model, data: torch.Tensor, bptt: int, info=None, progress: bool
     return total / max(count, 1), int(count)
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("`device` cuda was asked for but CUDA is not available; use `device` cpu")
-    return torch.device(device)
-
-
 def split_ids(ckpt: dict, split: str, corpus: str | None = None, tokenizer=None, vocab=None) -> torch.Tensor:
     """Token ids of a split of the checkpoint's corpus (or of ``corpus``), in the checkpoint's vocabulary."""
     from ..data import load_splits
@@ -80,18 +71,6 @@ def split_ids(ckpt: dict, split: str, corpus: str | None = None, tokenizer=None,
     if split not in splits:
         raise InputError(f"unknown `split` '{split}'; choose one of: {', '.join(splits)}")
     return vocab.encode(tokenizer.tokenize(splits[split]))
-
-
-def load_model(checkpoint, cfg: EvalConfig):
-    """(checkpoint file, checkpoint dict, tokenizer, vocab, model in eval mode) under ``cfg``'s device,
-    engine and threads."""
-    cfg.validate()
-    apply_threads(cfg.threads)
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    tokenizer, vocab = load_vocab(ckpt)
-    model = model_from_checkpoint(ckpt, _device(cfg.device), cfg.backend).eval()
-    return path, ckpt, tokenizer, vocab, model
 
 
 def scored_text(ckpt: dict, cfg: EvalConfig) -> tuple[str, str]:

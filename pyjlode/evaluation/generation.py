@@ -22,6 +22,7 @@ import torch
 
 from ..errors import InputError
 from .config import EvalConfig
+from .loading import load_model
 
 BLEU_SPEC = "nltk corpus_bleu, uniform weights, smoothing method1"
 ROUGE_SPEC = "rouge-score F1, Porter stemming"
@@ -124,8 +125,6 @@ def generate_text(checkpoint, prompt: str, *, max_tokens: int = 50, config: Eval
     Args:
         config: sampling (temperature, top_k, seed) and run settings (device, backend, threads).
     """
-    from .evaluate import load_model
-
     if max_tokens < 1:
         raise InputError(f"`max_tokens` must be at least 1 (got {max_tokens})")
     cfg = config or EvalConfig()
