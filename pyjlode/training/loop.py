@@ -33,18 +33,16 @@ from ..models import LanguageModel
 from ..models.config import ModelConfig
 from ..ode.errors import SolverError
 from . import distributed as dist
-from .checkpoint_io import CheckpointError, snapshot_checkpoint
-from .config import RESUME_OVERRIDES, TrainConfig, apply_threads, option_value, validate_run
-from .rundir import LAST, RunDir
+from .checkpoint_io import snapshot_checkpoint
+from .config import TrainConfig, apply_threads, validate_run
+from .resume import load_for_resume, resume_configs
+from .rundir import RunDir
 from .runlog import RunLog, start_log
-from .state import (Progress, checkpoint_payload, load_checkpoint, load_vocab, model_config,
-                    model_from_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state,
-                    to_device, train_config)
+from .state import (Progress, checkpoint_payload, load_vocab, model_from_checkpoint, rng_state,
+                    save_checkpoint, seed_everything, set_rng_state, to_device)
 
 
 _clock = time.perf_counter   # the training clock (tests substitute a deterministic one)
-# What a resume reports keeping or changing (the settings that decide when and how fast it ends).
-RESUME_SHOWN = ("epochs", "max_steps", "token_budget", "time_budget", "threads", "device")
 
 
 class TrainingStopped(PyjlodeError, RuntimeError):
@@ -276,49 +274,6 @@ def print_line(line: str) -> None:
     tqdm.write(line, file=sys.stdout)
 
 
-def _load_for_resume(run: RunDir) -> dict:
-    """The run's last checkpoint, or a one-line CheckpointError that says what to do instead."""
-    if not run.last.is_file():
-        raise CheckpointError(f"nothing to resume in {run}: it has no {LAST}; leave out `resume` to start a "
-                              "new run there, or set `out` to the folder of the run to continue")
-    try:
-        return load_checkpoint(run.last)
-    except CheckpointError:
-        fallback = (f"{run.best} is intact: copy it over {run.last} to resume from the best evaluation"
-                    if _readable(run.best) else "no intact checkpoint is left: leave out `resume` to start again")
-        raise CheckpointError(f"cannot resume: {run.last} is damaged or truncated; {fallback}") from None
-
-
-def _readable(path: Path) -> bool:
-    try:
-        load_checkpoint(path)
-    except CheckpointError:
-        return False
-    return True
-
-
-def _resume_configs(ckpt: dict, mcfg: ModelConfig, tcfg: TrainConfig, explicit,
-                    echo) -> tuple[ModelConfig, TrainConfig]:
-    """The configs of a resumed run: the checkpoint's, with the stopping, evaluation and device settings
-    of ``tcfg`` that were given (all of them when ``explicit`` is None); says what it keeps and changes."""
-    saved_m, saved_t = model_config(ckpt), train_config(ckpt)
-    ignored = [k for k in (explicit or ()) if k not in RESUME_OVERRIDES
-               and option_value(k, mcfg, tcfg) != option_value(k, saved_m, saved_t)]
-    if ignored:
-        echo("note: resuming, so these come from the checkpoint instead: "
-             + ", ".join(f"`{k}` {option_value(k, saved_m, saved_t)}" for k in ignored))
-    given = [k for k in RESUME_OVERRIDES if explicit is None or k in explicit]
-    resumed = replace(saved_t, **{k: getattr(tcfg, k) for k in {*given, "out", "dry_run"}})
-    shown = [k for k in RESUME_SHOWN if k not in given and (getattr(saved_t, k) or k == "threads")]
-    changed = [k for k in RESUME_SHOWN if k in given and getattr(resumed, k) != getattr(saved_t, k)]
-    p = ckpt["progress"]
-    echo(f"resuming at step {p['step']} ({p['tokens']:,} tokens, {p['train_time']:.0f} s of training so far); "
-         "keeps the run's " + (", ".join(f"`{k}` {getattr(saved_t, k)}" for k in shown) or "settings")
-         + ("; changes " + ", ".join(f"`{k}` {getattr(saved_t, k)} -> {getattr(resumed, k)}" for k in changed)
-            if changed else ""))
-    return saved_m, resumed
-
-
 def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explicit=None,
           echo: Callable[[str], None] | None = None) -> dict:
     """Train a language model; write checkpoints and metrics.jsonl into the run folder ``tcfg.out``.
@@ -343,9 +298,9 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explici
     """
     echo = echo or print_line
     tcfg = replace(tcfg, out=tcfg.out or os.path.join("runs", mcfg.cell))
-    ckpt = _load_for_resume(RunDir(tcfg.out)) if resume else None
+    ckpt = load_for_resume(RunDir(tcfg.out)) if resume else None
     if ckpt is not None:
-        mcfg, tcfg = _resume_configs(ckpt, mcfg, tcfg, explicit, echo)
+        mcfg, tcfg = resume_configs(ckpt, mcfg, tcfg, explicit, echo)
     mcfg, tcfg = validate_run(mcfg, tcfg)
     apply_threads(tcfg.threads)
     info = dist.setup(tcfg.device)
