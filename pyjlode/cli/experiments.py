@@ -80,8 +80,9 @@ def _compare_params() -> list[click.Parameter]:
     return [
         click.Option(["--models"], default="rnn,gru,lstm,gru-ode", show_default=True,
                      help="Comma-separated models to compare."),
-        click.Option(["--seeds"], default="1", show_default=True,
-                     help="Comma-separated seeds; one run per model and seed (tables show mean ± std)."),
+        click.Option(["--seeds"], default="1,2,3", show_default=True,
+                     help="Comma-separated seeds; one run per model and seed (tables show mean ± sample std, "
+                          "so seed-to-seed noise is visible next to the differences between models)."),
         click.Option(["--variants"], default=None,
                      help="GRU-ODE solver settings to compare, each SOLVER[/BACKWARD_SOLVER][@RTOL] (atol = "
                           "rtol/100), comma-separated: 'Tsit5/Tsit5,Tsit5/KenCarp4', or a tolerance sweep "
