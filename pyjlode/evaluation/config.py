@@ -38,7 +38,9 @@ class EvalConfig:
         "Tokens generated per prompt and compared with the true continuation."))
     temperature: float = field(default=1.0, metadata=flag("Sampling temperature (0: the likeliest token)."))
     top_k: int = field(default=0, metadata=flag("Sample from the k likeliest tokens (0: from all)."))
-    seed: int = field(default=0, metadata=flag("Seed of the sampling generator."))
+    seed: int = field(default=0, metadata=flag(
+        "Seed of the sampling generator: the same for every model evaluated (common random numbers); "
+        "generate mixes the prompt in, so two prompts do not share draws."))
     batch_size: int = field(default=10, metadata=flag(
         "Parallel streams for the perplexity pass (state carried down each)."))
     device: str = field(default="auto", metadata=flag(

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..training.state import load_vocab
+from . import metrics
 from .config import EvalConfig
+from .generation import format_generation, generation_metrics, generation_samples, protocol
 from .loading import load_model
 
 
@@ -77,10 +79,11 @@ def scored_text(ckpt: dict, cfg: EvalConfig) -> tuple[str, str]:
     """The text ``cfg`` asks to score, and a phrase saying what it is (for the report)."""
     from ..data import load_splits
     from ..data.corpora import CORPORA, TEST_FRACTION, VALID_FRACTION, read_text
+    from ..data.tokenize import text_lines
 
     if cfg.file:
         text = read_text(cfg.file)
-        return text, f"all {text.count(chr(10)) + (not text.endswith(chr(10))):,} lines of {cfg.file}"
+        return text, f"all {len(text_lines(text)):,} lines of {cfg.file}"
     corpus = cfg.corpus or ckpt["train_config"]["corpus"]
     text = load_splits(corpus, cache_dir=ckpt["train_config"].get("cache_dir"))[cfg.split]
     name = corpus.strip().lower()
@@ -111,12 +114,9 @@ def evaluate_checkpoint(checkpoint, config: EvalConfig | None = None, *, progres
         A JSON-serialisable dict: model facts, ``scored`` (which text), ``text_tokens`` and ``unknown`` (how
         many of them are outside the vocabulary), ``tokens`` (how many were predicted: the text cut into
         ``batch_size`` streams, less each stream's first), ``nll``, ``perplexity`` (``bits_per_char`` at
-        char level),
-        ``protocol`` (the settings, stated), the metric values and three ``examples``.
+        char level), ``protocol`` (the settings, stated), the metric values and three ``examples``.
     """
-    from . import metrics
     from ..data import DataError, batchify
-    from .generation import generation_metrics, generation_samples, protocol
 
     cfg = replace(config or EvalConfig(), **settings)
     path, ckpt, tokenizer, vocab, model = load_model(checkpoint, cfg)
@@ -145,8 +145,6 @@ def evaluate_checkpoint(checkpoint, config: EvalConfig | None = None, *, progres
 
 def format_report(r: dict) -> str:
     """The human-readable report: what was scored, perplexity, the protocol in words, then each metric."""
-    from .generation import format_generation
-
     unknown = r.get("unknown", 0)
     oov = (f"{unknown:,} of them ({unknown / max(r['text_tokens'], 1):.1%}) outside the model's vocabulary, "
            "scored as <unk>" if unknown else "all in the model's vocabulary")

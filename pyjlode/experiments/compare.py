@@ -13,6 +13,7 @@ next `compare` with the same folder retries only runs that are not finished.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -75,14 +76,14 @@ def parse_variants(text: str | Sequence[str] | None) -> list[Variant]:
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:
-        pair, _, tol = item.strip().partition("@")
+        pair, at, tol = item.strip().partition("@")
         parts = [p.strip() for p in pair.split("/")]
-        bad = not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1])
         try:
-            rtol = float(tol) if tol else None
+            rtol = float(tol) if at else None
         except ValueError:
-            bad = True
-        if bad or (rtol is not None and not rtol > 0) or (item.count("@") and not tol):
+            rtol = math.nan
+        if (not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1])
+                or (rtol is not None and not rtol > 0)):
             raise InputError(f"bad `variants` entry {item!r}; write SOLVER[/BACKWARD_SOLVER][@RTOL], "
                              "comma-separated, e.g. 'Tsit5/KenCarp4,Tsit5@1e-2,RK4'")
         out.append(Variant(parts[0], parts[1] if len(parts) == 2 else None, rtol))

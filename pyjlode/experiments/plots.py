@@ -167,10 +167,10 @@ def plot_tradeoff(rows: Sequence[Mapping], path: str, *, ppl_key: str = "best_va
                             label=label if ax is axes[0] else None)
                 drawn = True
     if drawn:
-        axes[0].legend(fontsize=7)
+        fig.legend(loc="lower center", ncol=4, fontsize=7, frameon=False)
     else:
         axes[0].text(0.5, 0.5, "no data", ha="center", va="center", transform=axes[0].transAxes)
-    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.13, top=0.9, wspace=0.08)
+    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.3, top=0.9, wspace=0.08)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -38,7 +38,7 @@ def _readable(path: Path) -> bool:
 
 
 def resume_configs(ckpt: dict, mcfg: ModelConfig, tcfg: TrainConfig, explicit,
-                    echo) -> tuple[ModelConfig, TrainConfig]:
+                   echo) -> tuple[ModelConfig, TrainConfig]:
     """The configs of a resumed run: the checkpoint's, with the stopping, evaluation and device settings
     of ``tcfg`` that were given (all of them when ``explicit`` is None); says what it keeps and changes."""
     saved_m, saved_t = model_config(ckpt), train_config(ckpt)
