@@ -10,17 +10,18 @@ from click.testing import CliRunner
 from exp_helpers import TINY, colored_fraction, png_pixels, single_thread, write_corpus
 
 from pyjlode.cli import cli
+from pyjlode.evaluation.config import EvalConfig
 from pyjlode.experiments import compare as compare_mod
 from pyjlode.experiments import plots, runs
 
 MODELS = ["rnn", "gru", "lstm", "gru-ode"]
-EVAL = dict(prompts=3, prompt_len=4, gen_len=4, device="cpu")
+EVAL = EvalConfig(prompts=3, prompt_len=4, gen_len=4, device="cpu")
 
 
 def _options(corpus) -> dict:
     opts = {k: v for k, v in TINY.items() if k != "seed"}
     # RK4 with a fixed step keeps the GRU-ODE cheap while still going through the solver and adjoint.
-    return {**opts, "corpus": str(corpus), "max_steps": 6, "solver": "RK4"}
+    return {**opts, "corpus": str(corpus), "token_budget": 6 * opts["batch_size"] * opts["bptt"], "solver": "RK4"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def compared(tmp_path_factory):
     out = root / "out"
     with single_thread():
         result = compare_mod.compare(MODELS, _options(corpus), seeds=[1], out_dir=str(out),
-                                     evaluate_options=EVAL, log=lambda line: None)
+                                     evaluation=EVAL, log=lambda line: None)
     return corpus, out, result
 
 
@@ -75,7 +76,7 @@ def test_second_run_reuses_finished_runs(compared, monkeypatch):
     monkeypatch.setattr(runs, "evaluate_run", lambda *a, **k: calls.append(a) or {})
     before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/last.pt")}
     result = compare_mod.compare(MODELS, _options(corpus), seeds=[1], out_dir=str(out),
-                                 evaluate_options=EVAL, log=lambda line: None)
+                                 evaluation=EVAL, log=lambda line: None)
     assert calls == []
     assert all(r.get("skipped") for r in result["runs"])
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/last.pt")}
@@ -92,7 +93,7 @@ def test_one_failing_model_is_marked_and_the_others_reported(compared, monkeypat
         return real(run_dir, options, echo)
 
     monkeypatch.setattr(runs, "train_run", train_run)
-    args = ["compare", "--models", ",".join(MODELS), "--out", str(out), "--corpus", str(corpus),
+    args = ["compare", "--models", ",".join(MODELS), "--seeds", "1", "--out", str(out), "--corpus", str(corpus),
             "--solver", "RK4", "--max-steps", "6", "--prompts", "3", "--prompt-len", "4", "--gen-len", "4"]
     for key in ("embed_size", "hidden_size", "batch_size", "bptt", "eval_tokens", "eval_interval",
                 "eval_seconds", "time_budget", "lr", "device"):
@@ -121,16 +122,25 @@ def test_match_params_picks_the_closest_hidden_size():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Tsit5/Tsit5,Tsit5/KenCarp4", [("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4")]),
-    ("RK4", [("RK4", None)]), (None, [])])
+    ("Tsit5/Tsit5,Tsit5/KenCarp4", [("Tsit5", "Tsit5", None), ("Tsit5", "KenCarp4", None)]),
+    ("RK4", [("RK4", None, None)]), (None, []),
+    ("Tsit5@1e-1, Tsit5/KenCarp4@0.001,Euler", [("Tsit5", None, 0.1), ("Tsit5", "KenCarp4", 1e-3),
+                                                ("Euler", None, None)])])
 def test_variants_parse(text, expected):
     assert compare_mod.parse_variants(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["Tsit5/", "/KenCarp4", "a/b/c"])
+@pytest.mark.parametrize("bad", ["Tsit5/", "/KenCarp4", "a/b/c", "Tsit5@", "Tsit5@fast", "Tsit5@-1e-3"])
 def test_bad_variant_is_one_line_error(bad):
     with pytest.raises(ValueError, match="`variants`"):
         compare_mod.parse_variants(bad)
+
+
+def test_a_tolerance_variant_moves_rtol_and_atol_together():
+    v = compare_mod.parse_variants("Tsit5@1e-4")[0]
+    assert v.label == "gru-ode Tsit5/Tsit5 rtol=0.0001"
+    assert v.options() == {"solver": "Tsit5", "backward_solver": None, "rtol": 1e-4,
+                           "atol": pytest.approx(1e-6)}
 
 
 def test_variants_become_separate_rows(tmp_path):
@@ -148,3 +158,32 @@ def test_bad_solver_in_a_variant_stops_before_any_training(tmp_path):
         compare_mod.compare(["gru", "gru-ode"], {"corpus": "x"}, variants="Tsit5/Tsit6", out_dir=str(tmp_path),
                             log=lambda s: None)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_table_ranks_by_perplexity_and_by_bleu_ha_side_by_side():
+    from pyjlode.experiments import tables
+
+    rows = [{"label": "a", "seed": 1, "status": "ok", "test_ppl": 120.0, "bleu_ha": 0.05},
+            {"label": "b", "seed": 1, "status": "ok", "test_ppl": 100.0, "bleu_ha": 0.04},
+            {"label": "c", "seed": 1, "status": "ok", "test_ppl": 110.0, "bleu_ha": 0.06},
+            {"label": "d", "seed": 1, "status": "failed", "error": "x"}]
+    agg = {a["label"]: a for a in tables.aggregate(rows)}
+    assert [agg[k]["rank_test_ppl"] for k in "abcd"] == [3, 1, 2, None]
+    assert [agg[k]["rank_bleu_ha"] for k in "abcd"] == [2, 3, 1, None]
+    md = tables.markdown_table(list(agg.values()))
+    assert "| ppl rank | BLEU-HA rank |" in md and "| a | ok (1) | 3 | 2 |" in md
+
+
+def test_accuracy_compute_plot_shows_each_variant(tmp_path):
+    rows = [{"label": f"gru-ode Tsit5/Tsit5 rtol={tol}", "best_val_ppl": ppl, "nfe_fwd_per_token": nfe,
+             "nfe_bwd_per_token": nfe, "ms_per_token": nfe / 5, "best_val_ppl_std": 2.0}
+            for tol, ppl, nfe in ((0.1, 300, 8), (0.001, 290, 12), (1e-5, 289, 30))]
+    img = png_pixels(plots.plot_tradeoff(rows, str(tmp_path / "t.png")))
+    assert img.shape[:2] == (plots.PIXELS[1], plots.PIXELS[0]) and colored_fraction(img) > 0.001
+    empty = png_pixels(plots.plot_tradeoff([{"label": "x"}], str(tmp_path / "e.png")))
+    assert colored_fraction(empty) < 0.001
+
+
+def test_compare_with_a_token_budget_gives_every_model_the_same_tokens(compared):
+    _, _, result = compared
+    assert {r["tokens"] for r in result["runs"]} == {6 * TINY["batch_size"] * TINY["bptt"]}

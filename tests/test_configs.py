@@ -83,3 +83,47 @@ def test_the_command_line_names_its_own_flags():
     flags = {"backward_solver": "--backward-solver", "cell": "--model"}
     assert render_flags("try `backward_solver` KenCarp4 or another `cell`; `pip install x`", flags) == \
         "try --backward-solver KenCarp4 or another --model; `pip install x`"
+
+
+def test_sensealg_help_and_error_list_the_same_choices():
+    from pyjlode.backends._julia_names import SENSEALGS as JULIA
+    from pyjlode.models.solver_config import DIRECT, SENSEALGS
+    from pyjlode.ode.adjoint import SENSEALGS as TORCH
+
+    assert set(SENSEALGS["torch"]) == {*TORCH, DIRECT} and set(SENSEALGS["julia"]) == set(JULIA)
+    assert SENSEALGS["torch"][0] == "interpolating" and SENSEALGS["julia"][0] == "gauss"   # the defaults
+    listed = "torch backend: interpolating, backsolve, direct; julia backend: gauss, interpolating, backsolve, " \
+             "quadrature"
+    help_text = " ".join(SolverConfig.__dataclass_fields__["sensealg"].metadata["flag"].help.split())
+    assert listed in help_text
+    for bad, first in (("magic", "unknown `sensealg` 'magic'"), ("gauss", "`sensealg` gauss needs `backend` julia")):
+        with pytest.raises(InputError) as info:
+            SolverConfig(sensealg=bad).validate()
+        assert str(info.value).startswith(first) and listed in str(info.value)
+
+
+@pytest.mark.parametrize("name, value", [("time_budget", -1.0), ("token_budget", -5), ("eval_tokens", -1),
+                                         ("lr_factor", 1.0), ("min_freq", 0), ("time_budget", float("nan"))])
+def test_train_config_rejects_budgets_that_cannot_work(name, value):
+    with pytest.raises(InputError, match=f"`{name}`"):
+        TrainConfig(**{name: value}).validate()
+
+
+def _commands():
+    from pyjlode.cli import cli
+
+    return sorted(cli.commands.items())
+
+
+@pytest.mark.parametrize("name, command", _commands(), ids=[n for n, _ in _commands()])
+def test_every_generated_option_shows_its_fields_default_and_help(name, command):
+    from dataclasses import MISSING
+
+    for option in command.params:
+        config = getattr(option, "config", None)
+        if config is None:
+            continue
+        f = config.__dataclass_fields__[option.field_name]
+        default = f.default if f.default is not MISSING else f.default_factory()
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        assert (option.default, option.help) == (shown, f.metadata["flag"].help), (name, option.name)

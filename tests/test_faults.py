@@ -14,6 +14,7 @@ from pyjlode.training import loop as train_mod
 from pyjlode.training.state import load_checkpoint
 from pyjlode.cli import cli
 from pyjlode.experiments import compare as compare_mod
+from pyjlode.evaluation.config import EvalConfig
 from pyjlode.experiments import runs
 from pyjlode.models.gru_ode_field import GRUODEField
 from pyjlode.ode.errors import StepSizeUnderflow
@@ -170,7 +171,7 @@ def test_ctrl_c_in_compare_leaves_the_run_unfinished_and_the_next_compare_resume
     from exp_helpers import TINY
 
     opts = {**{k: v for k, v in TINY.items() if k != "seed"}, "corpus": str(corpus), "max_steps": 6}
-    kw = dict(seeds=[1], out_dir=str(tmp_path), evaluate_options=dict(prompts=2, prompt_len=3, gen_len=3),
+    kw = dict(seeds=[1], out_dir=str(tmp_path), evaluation=EvalConfig(prompts=2, prompt_len=3, gen_len=3),
               log=lambda s: None)
     real, calls = train_mod.Trainer.step, {"n": 0}
 

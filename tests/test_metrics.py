@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from pyjlode.evaluation.metrics import (bits_per_char, bleu, distinct_n, format_row, perplexity, rouge,
+from pyjlode.evaluation.metrics import (bits_per_char, bleu, bleu_ha, distinct_n, format_row, perplexity, rouge,
                              sacrebleu_score, self_bleu)
 
 HYP = "the cat sat on the mat".split()
@@ -122,3 +122,29 @@ def test_format_row_fixed_width():
     assert format_row(row) == ("| epoch     3 | lr    20.00 | loss   4.9612 | ppl   142.31 | bleu4        - "
                                "| solver Tsit5 |")
     assert format_row({"ppl": math.inf, "x": torch.tensor(2.5)}) == "| ppl      inf | x   2.5000 |"
+
+
+# ---------------------------------------------------------------- BLEU-HA (Shi et al. 2018)
+
+def test_bleu_ha_of_a_generator_that_matches_the_references_is_one():
+    refs = ["the king loves the queen".split(), "a lord draws his sword".split()]
+    assert bleu_ha(refs, refs) == {"bleu_f": pytest.approx(1.0), "bleu_b": pytest.approx(1.0),
+                                   "bleu_ha": pytest.approx(1.0)}
+
+
+def test_bleu_ha_by_hand_punishes_a_repetitive_generator():
+    # n = 1. Forward: each "the king" is all found among the references: p1 = 6/6, BP = 1 -> 1.
+    # Backward: of the references' 6 words only "the king" appear among the generations: p1 = 2/6 -> 1/3.
+    # Harmonic mean: 2 * 1 * (1/3) / (1 + 1/3) = 1/2.
+    hyps = [["the", "king"]] * 3
+    refs = [["the", "king"], ["a", "lord"], ["my", "lady"]]
+    got = bleu_ha(hyps, refs, n=1)
+    assert got == {"bleu_f": pytest.approx(1.0), "bleu_b": pytest.approx(1 / 3), "bleu_ha": pytest.approx(0.5)}
+    # the same words spread over three different generations cover the references better
+    varied = bleu_ha([["the", "king"], ["a", "lord"], ["my", "queen"]], refs, n=1)
+    assert varied["bleu_b"] > got["bleu_b"] and varied["bleu_ha"] > got["bleu_ha"]
+
+
+def test_bleu_ha_of_disjoint_text_is_near_zero():
+    got = bleu_ha([["w", "x", "y", "z"]] * 2, [["a", "b", "c", "d"]] * 2)
+    assert got["bleu_f"] == got["bleu_b"] == got["bleu_ha"] == 0.0

@@ -11,7 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from exp_helpers import colored_fraction, png_pixels
+from click.testing import CliRunner
 
+from pyjlode.cli import cli
 from pyjlode.experiments import plots
 from pyjlode.experiments.odenet import OdeNetConfig, load_digits_split, run_odenet, tolerance_sweep
 from pyjlode.experiments.odenet_measure import SavedTensorMeter, peak_allocated, step_memory
@@ -204,17 +206,32 @@ def test_a_failing_solve_is_a_row_that_says_so(tmp_path):
     assert with_failed == colored_fraction(png_pixels(plot_error_vs_nfe([good], str(tmp_path / "b.png")))) > 0
 
 
-def test_config_fields_all_carry_help():
+def test_config_fields_are_the_commands_options():
+    options = {getattr(p, "field_name", None): p for p in cli.commands["odenet"].params}
     for f in dataclasses.fields(OdeNetConfig):
-        assert f.metadata.get("help"), f"OdeNetConfig.{f.name} has no help text"
+        assert f.metadata["flag"].help, f"OdeNetConfig.{f.name} has no help text"
+        assert options[f.name].help == f.metadata["flag"].help
+
+
+def test_the_command_runs_a_tiny_experiment(tmp_path):
+    args = ["odenet", "--out", tmp_path, "--width", "4", "--depth", "2", "--epochs", "1", "--batch-size", "32",
+            "--limit-train", "64", "--models", "resnet,odenet", "--sweep-rtols", "1e-1", "--memory-rtols", "1e-1",
+            "--memory-depths", "1"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    rows = _csv(tmp_path / "odenet.csv")
+    assert [r["model"] for r in rows] == ["ResNet", "ODE-Net"]
+    assert "ODE-Net" in result.output and (tmp_path / "error_vs_nfe.png").is_file()
+    bad = CliRunner().invoke(cli, ["odenet", "--out", str(tmp_path), "--models", "resnet,vgg"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: unknown or no --models ['vgg']")
 
 
 @pytest.mark.parametrize("bad,message", [
-    (dict(models=("resnet", "vgg")), "unknown or no models"),
+    (dict(models=("resnet", "vgg")), "unknown or no `models`"),
     (dict(solver="Nope"), "unknown solver"),
-    (dict(activation="gelu"), "unknown activation"),
-    (dict(sensealg="checkpointing"), "unknown sensealg"),
-    (dict(width=0), "width must be a positive integer"),
+    (dict(activation="gelu"), "unknown `activation`"),
+    (dict(sensealg="checkpointing"), "unknown `sensealg`"),
+    (dict(width=0), "`width` must be a positive integer"),
     (dict(sweep_rtols=(1e-3, -1.0)), "positive tolerances"),
 ])
 def test_bad_config_is_a_one_line_error(bad, message):

@@ -1,7 +1,7 @@
 """The ``pyjlode`` command group and its entry point.
 
 Each command lives in a module of this package (train, evaluate and generate, compare and analyze, bench,
-doctor) as a thin layer over importable functions; options of configurable commands are built from the
+doctor, odenet) as a thin layer over importable functions; options of configurable commands are built from the
 config dataclasses' fields (:mod:`pyjlode.cli.options`). Module-level imports stay free of torch: ``main``
 must be able to start Julia before torch is imported when ``--backend julia`` is on the command line.
 Errors are reported as :mod:`pyjlode.cli.errors` describes.
@@ -17,6 +17,7 @@ from .bench import bench
 from .doctor import doctor
 from .evaluate import evaluate, generate
 from .experiments import analyze, compare
+from .odenet import odenet
 from .train import train
 
 
@@ -30,7 +31,7 @@ def cli() -> None:
     """
 
 
-for _command in (train, evaluate, generate, doctor, compare, analyze, bench):
+for _command in (train, evaluate, generate, doctor, compare, analyze, bench, odenet):
     cli.add_command(_command)
 
 

@@ -2,7 +2,8 @@
 
 `compare` takes every option of `train` (built from the same config fields) except the per-run ones it
 owns: ``--model`` becomes ``--models``, ``--seed`` ``--seeds``, ``--out`` is the comparison folder, and
-``--resume`` is implicit (finished runs are reused).
+``--resume`` is implicit (finished runs are reused); and the protocol options of `evaluate` (its
+EvalConfig fields), so every run is scored as `pyjlode evaluate` scores a checkpoint.
 """
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import sys
 import click
 
 from ..errors import InputError
+from ..evaluation.config import PROTOCOL, EvalConfig
+from ..experiments.analyze_config import AnalyzeConfig
+from ..flags import flagged_fields, option_name
 from ..models.config import CELL_NAMES
 from .errors import friendly_errors
+from .options import config_options
 from .train import train_params
 
 _OWN = {"model", "seed", "out", "dry_run"}   # train options compare replaces or drops
@@ -43,19 +48,15 @@ def parse_models(text: str) -> list[str]:
     return list(dict.fromkeys(models))
 
 
-def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, gen_len, temperature, top_k,
-             eval_split, **train_opts) -> None:
+def _compare(models, seeds, variants, match_params, out, **options) -> None:
     """Train each model under the same budget and data, evaluate each, write tables and plots to --out."""
     from ..experiments.compare import compare, parse_variants
-
-    result = compare(parse_models(models), train_opts, seeds=parse_seeds(seeds), match_params=match_params,
-                     variants=parse_variants(variants), out_dir=out,
-                     evaluate_options=dict(split=eval_split, prompts=prompts, prompt_len=prompt_len,
-                                           gen_len=gen_len, temperature=temperature, top_k=top_k or None,
-                                           device=train_opts.get("device") or "auto"),
-                     log=click.echo)
     from ..experiments.tables import markdown_table
 
+    protocol = {k: options.pop(k) for k in PROTOCOL}
+    evaluation = EvalConfig(**protocol, device=options.get("device") or "auto", threads=options["threads"])
+    result = compare(parse_models(models), options, seeds=parse_seeds(seeds), match_params=match_params,
+                     variants=parse_variants(variants), out_dir=out, evaluation=evaluation, log=click.echo)
     click.echo(markdown_table(result["aggregated"]))
     click.echo("wrote " + ", ".join(result["files"].values()))
     failed = [r for r in result["runs"] if r.get("status") != "ok"]
@@ -64,22 +65,12 @@ def _compare(models, seeds, variants, match_params, out, prompts, prompt_len, ge
         sys.exit(1)
 
 
-def _analyze(checkpoint, baseline, out, split, corpus, max_tokens, every, pairs, pair_batches, batch_size,
-             sigmas, robust_tokens, seed, device) -> None:
+def _analyze(checkpoint, baseline, out, **settings) -> None:
     """Jacobian spectrum, solver work per pair, and robustness to embedding noise of a GRU-ODE."""
     from ..experiments.analyze import analyze
-    from ..experiments.compare import parse_variants
 
-    try:
-        sigma_list = [float(s) for s in _csv_list(sigmas, "--sigmas")]
-    except ValueError:
-        raise InputError(f"--sigmas must be comma-separated numbers, e.g. 0,0.5,1 (got {sigmas!r})") from None
-    if any(s < 0 for s in sigma_list):
-        raise InputError("--sigmas must be non-negative")
-    result = analyze(list(checkpoint), baselines=list(baseline), out_dir=out, split=split, corpus=corpus,
-                     max_tokens=max_tokens, every=every, pairs=parse_variants(pairs),
-                     pair_batches=pair_batches, batch_size=batch_size, sigmas=sigma_list,
-                     robust_tokens=robust_tokens, seed=seed, device=device, log=click.echo)
+    result = analyze(list(checkpoint), AnalyzeConfig(**settings), baselines=list(baseline), out_dir=out,
+                     log=click.echo)
     with open(result["files"]["analysis.md"], encoding="utf-8") as fh:
         click.echo(fh.read())
     click.echo("wrote " + ", ".join(result["files"].values()))
@@ -89,28 +80,22 @@ def _compare_params() -> list[click.Parameter]:
     return [
         click.Option(["--models"], default="rnn,gru,lstm,gru-ode", show_default=True,
                      help="Comma-separated models to compare."),
-        click.Option(["--seeds"], default="1", show_default=True,
-                     help="Comma-separated seeds; one run per model and seed (tables show mean ± std)."),
+        click.Option(["--seeds"], default="1,2,3", show_default=True,
+                     help="Comma-separated seeds; one run per model and seed (tables show mean ± sample std, "
+                          "so seed-to-seed noise is visible next to the differences between models)."),
         click.Option(["--variants"], default=None,
-                     help="GRU-ODE solver settings to compare, each SOLVER/BACKWARD_SOLVER, comma-separated, "
-                          "e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4' [default: --solver/--backward-solver only]."),
+                     help="GRU-ODE solver settings to compare, each SOLVER[/BACKWARD_SOLVER][@RTOL] (atol = "
+                          "rtol/100), comma-separated: 'Tsit5/Tsit5,Tsit5/KenCarp4', or a tolerance sweep "
+                          "'Tsit5@1e-1,Tsit5@1e-3,Tsit5@1e-5,Euler,RK4' [default: --solver/--backward-solver "
+                          "only]."),
         click.Option(["--match-params"], is_flag=True,
                      help="Resize each model's hidden layer to match the GRU-ODE's (else the first model's) "
                           "parameter count."),
         click.Option(["--out"], type=click.Path(file_okay=False), default="runs/compare", show_default=True,
                      help="Comparison folder: runs/, results.csv, results.md, plots. Rerunning reuses "
                           "finished runs."),
-        click.Option(["--eval-split"], type=click.Choice(["valid", "test"]), default="test", show_default=True,
-                     help="Split scored by the final evaluation."),
-        click.Option(["--prompts"], type=int, default=20, show_default=True,
-                     help="Prompts for BLEU/ROUGE/distinct-n (evaluate protocol)."),
-        click.Option(["--prompt-len"], type=int, default=20, show_default=True, help="Tokens per prompt."),
-        click.Option(["--gen-len"], type=int, default=20, show_default=True,
-                     help="Tokens generated per prompt."),
-        click.Option(["--temperature"], type=float, default=1.0, show_default=True,
-                     help="Sampling temperature of the evaluation."),
-        click.Option(["--top-k"], type=int, default=0, show_default=True,
-                     help="Sample from the k likeliest in the evaluation (0: off)."),
+        *config_options(EvalConfig, skip=[option_name(f) for f, _ in flagged_fields(EvalConfig)
+                                          if option_name(f) not in PROTOCOL]),
         *train_params(skip=_OWN),
     ]
 
@@ -124,26 +109,7 @@ def _analyze_params() -> list[click.Parameter]:
                      help="Checkpoint of another model for the robustness comparison (repeatable)."),
         click.Option(["--out"], type=click.Path(file_okay=False), default=None,
                      help="Output folder [default: analysis/ next to the last checkpoint]."),
-        click.Option(["--split"], type=click.Choice(["train", "valid", "test"]), default="valid",
-                     show_default=True, help="Held-out text to analyse."),
-        click.Option(["--corpus"], default=None, help="Read the split from this corpus instead."),
-        click.Option(["--max-tokens"], type=int, default=400, show_default=True,
-                     help="Tokens walked for the Jacobian spectrum."),
-        click.Option(["--every"], type=int, default=1, show_default=True,
-                     help="Take the spectrum at one token in N (eigenvalues cost O(H^3) each)."),
-        click.Option(["--pairs"], default="Tsit5/Tsit5,Tsit5/KenCarp4,Tsit5/Rodas5P", show_default=True,
-                     help="Solver pairs SOLVER/BACKWARD_SOLVER whose work is measured."),
-        click.Option(["--pair-batches"], type=int, default=2, show_default=True,
-                     help="Forward+backward windows per solver pair."),
-        click.Option(["--batch-size"], type=int, default=4, show_default=True,
-                     help="Parallel streams for the solver and robustness probes."),
-        click.Option(["--sigmas"], default="0,0.1,0.25,0.5,1,2", show_default=True,
-                     help="Noise levels, relative to the embedding RMS."),
-        click.Option(["--robust-tokens"], type=int, default=4000, show_default=True,
-                     help="Held-out tokens scored per noise level (0: the whole split)."),
-        click.Option(["--seed"], type=int, default=0, show_default=True, help="Noise seed."),
-        click.Option(["--device"], type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-                     help="Where to run the models."),
+        *config_options(AnalyzeConfig),
     ]
 
 

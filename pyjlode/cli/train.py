@@ -20,7 +20,9 @@ def train_params(skip: typing.Collection[str] = ()) -> list[click.Option]:
 @click.command(help=f"Train a language model; checkpoints and {METRICS} go to --out.", params=[
     *train_params(),
     click.Option(["--resume"], is_flag=True, default=False,
-                 help=f"Continue the run in --out from its {LAST}, exactly.")])
+                 help=f"Continue the run in --out from its {LAST}, exactly: it keeps the run's settings, and "
+                      "takes a stopping, evaluation, thread or device option only when given here (it says "
+                      "which).")])
 @click.pass_context
 @friendly_errors
 def train(ctx: click.Context, resume: bool, **options) -> None:

@@ -94,8 +94,10 @@ class Tokenizer:
     def detokenize(self, tokens: list[str]) -> str:
         """Join tokens back into readable text; ``"<eos>"`` becomes a newline.
 
-        Word level undoes the spacing around punctuation that ``tokenize`` introduced; the
-        result is what sacrebleu expects (detokenised text), not necessarily the original.
+        Word level undoes the spacing around punctuation that ``tokenize`` introduced; word and space
+        levels join WikiText's number and hyphen markers (``1 @,@ 000`` -> ``1,000``, ``well @-@ known``
+        -> ``well-known``). The result is what sacrebleu expects (detokenised text), not necessarily the
+        original.
         """
         lines, current = [], []
         for tok in tokens:
@@ -114,8 +116,7 @@ class Tokenizer:
         text = " ".join(tokens)
         if self.level == "word":
             text = _NO_SPACE_AFTER.sub("", _NO_SPACE_BEFORE.sub("", text))
-            text = _WIKI_MARKER.sub(r"\1", text)
-        return text
+        return _WIKI_MARKER.sub(r"\1", text)       # WikiText's 1 @,@ 000 and well @-@ known, joined up
 
     def to_dict(self) -> dict:
         """Plain-data settings for a checkpoint."""

@@ -10,6 +10,10 @@ Conventions (those of the papers and libraries named below):
   ``score(target, prediction)`` (the reference comes first).
 - distinct-n (Li et al. 2016): distinct n-grams / total generated tokens.
 - Self-BLEU (Zhu et al. 2018): mean sentence BLEU of each hypothesis against all the others.
+- BLEU-HA (Shi et al. 2018, "Toward Diverse Text Generation with Inverse Reinforcement Learning"): the
+  harmonic mean of forward BLEU (each generation against the set of references: quality) and backward
+  BLEU (each reference against the set of generations: how much of the references the generations cover,
+  which a repetitive generator cannot), both nltk corpus BLEU with method1 smoothing; in [0, 1].
 ``<unk>`` and ``<eos>`` are removed before every generation metric: rouge-score's tokenizer
 would turn ``<unk>`` into a word "unk", and shared specials would count as matches.
 nltk and rouge-score are imported inside the functions (nltk takes seconds to import).
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from ..errors import InputError
 
 SPECIAL_TOKENS = frozenset({"<unk>", "<eos>"})
+HA_ORDER = 2           # n-gram order of BLEU-HA: 4-grams are too rare in weak models' samples (docs/metrics.md)
 _SPECIAL_RE = re.compile(r"<unk>|<eos>")
 
 
@@ -163,6 +168,31 @@ def self_bleu(hyps: Sequence[Sequence[str]], max_n: int = 4) -> float:
         for i, hyp in enumerate(h):
             total += sentence_bleu(h[:i] + h[i + 1:], hyp, weights=weights, smoothing_function=smooth)
     return total / len(h)
+
+
+def bleu_ha(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]], n: int = HA_ORDER) -> dict[str, float]:
+    """Forward BLEU-n, backward BLEU-n and their harmonic mean BLEU-HA (Shi et al. 2018).
+
+    Forward BLEU scores each hypothesis against every reference as a multi-reference set (are the
+    generations like real text?); backward BLEU scores each reference against every hypothesis (is real
+    text covered by the generations? a generator that repeats itself covers little). The harmonic mean is
+    high only when both are.
+
+    Returns:
+        ``{"bleu_f": ..., "bleu_b": ..., "bleu_ha": ...}``, each in [0, 1].
+    """
+    from nltk.translate.bleu_score import corpus_bleu
+
+    _check_pairs(hyps, refs)
+    h = [strip_specials(x) for x in hyps]
+    r = [strip_specials(x) for x in refs]
+    weights, smooth = (1.0 / n,) * n, _smoothing("method1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forward = float(corpus_bleu([r] * len(h), h, weights=weights, smoothing_function=smooth))
+        backward = float(corpus_bleu([h] * len(r), r, weights=weights, smoothing_function=smooth))
+    both = forward + backward
+    return {"bleu_f": forward, "bleu_b": backward, "bleu_ha": 2 * forward * backward / both if both else 0.0}
 
 
 def _fmt(value) -> str:

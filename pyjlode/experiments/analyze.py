@@ -21,6 +21,7 @@ import torch
 
 from ..evaluation.evaluate import split_ids
 from . import plots, probes, tables
+from .analyze_config import AnalyzeConfig
 from .spectrum import gruode_cells, per_token_series, trajectory_spectrum
 
 DEFAULT_PAIRS = (("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4"), ("Tsit5", "Rodas5P"))
@@ -90,28 +91,22 @@ def spectrum_study(ckpts: Sequence[tuple[str, object, dict]], ids_of, out_dir: s
     return rows, files
 
 
-def analyze(checkpoints: Sequence[str], *, baselines: Sequence[str] = (), out_dir: str | None = None,
-            split: str = "valid", corpus: str | None = None, max_tokens: int = 400, every: int = 1,
-            pairs: Sequence[tuple[str, str | None]] = DEFAULT_PAIRS, pair_batches: int = 2,
-            batch_size: int = 4, sigmas: Sequence[float] = DEFAULT_SIGMAS, robust_tokens: int = 4000,
-            seed: int = 0, device: str = "cpu", log: Callable[[str], None] = print) -> dict:
+def analyze(checkpoints: Sequence[str], config: AnalyzeConfig | None = None, *, baselines: Sequence[str] = (),
+            out_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Run the three studies on GRU-ODE checkpoint(s) and write tables and plots.
 
     Args:
         checkpoints: GRU-ODE checkpoint files or run folders, in training order (the last one is probed).
+        config: held-out text, probe sizes, solver pairs, noise levels and device (default: the defaults).
         baselines: checkpoints of other models for the robustness comparison.
         out_dir: output folder (default: an ``analysis`` folder next to the last checkpoint).
-        split, corpus: held-out text (default: the validation split of the training corpus).
-        max_tokens, every: tokens walked for the spectrum, and one spectrum per ``every`` tokens.
-        pairs, pair_batches, batch_size: solver pairs probed, windows per pair, and columns.
-        sigmas, robust_tokens, seed: noise levels relative to the embedding RMS, held-out tokens used,
-            and the noise seed.
-        device: "cpu" or "cuda".
         log: where progress lines go.
 
     Returns:
         {"spectrum": rows, "solver_pairs": rows, "robustness": rows, "files": {name: path}}.
     """
+    cfg = (config or AnalyzeConfig()).validate()
+    split, corpus, device, pairs = cfg.split, cfg.corpus, cfg.device, cfg.solver_pairs()
     by_step: dict = {}
     for p in expand_checkpoints(checkpoints):
         model, ckpt = load_model(p, device)
@@ -130,26 +125,26 @@ def analyze(checkpoints: Sequence[str], *, baselines: Sequence[str] = (), out_di
             text_cache[key] = split_ids(ckpt, split, corpus)
         return text_cache[key]
 
-    log(f"[analyze] Jacobian spectrum over {max_tokens} tokens of {len(ckpts)} checkpoint(s)")
-    spec_rows, files = spectrum_study(ckpts, ids_of, out_dir, max_tokens=max_tokens, every=every)
+    log(f"[analyze] Jacobian spectrum over {cfg.max_tokens} tokens of {len(ckpts)} checkpoint(s)")
+    spec_rows, files = spectrum_study(ckpts, ids_of, out_dir, max_tokens=cfg.max_tokens, every=cfg.every)
 
     path, model, ckpt = ckpts[-1]
     bptt = int(ckpt["train_config"].get("bptt", 35))
     log(f"[analyze] solver pairs: {', '.join(f'{s}/{b or s}' for s, b in pairs)}")
-    pair_rows = probes.solver_pair_work(model, _batched(ids_of(ckpt), batch_size, 0), pairs,
-                                        bptt=bptt, batches=pair_batches)
+    pair_rows = probes.solver_pair_work(model, _batched(ids_of(ckpt), cfg.batch_size, 0), pairs,
+                                        bptt=bptt, batches=cfg.pair_batches)
     files["solver_pairs.csv"] = tables.generic_csv(pair_rows, os.path.join(out_dir, "solver_pairs.csv"),
                                                    PAIR_COLS)
     files["solver_pairs.png"] = plots.plot_solver_pairs([r for r in pair_rows if r["status"] == "ok"],
                                                         os.path.join(out_dir, "solver_pairs.png"))
 
-    sigmas = sorted({0.0, *map(float, sigmas)})
-    subjects = {_label(ckpt, path): (model, _batched(ids_of(ckpt), batch_size, robust_tokens))}
+    sigmas = sorted({0.0, *map(float, cfg.sigmas)})
+    subjects = {_label(ckpt, path): (model, _batched(ids_of(ckpt), cfg.batch_size, cfg.robust_tokens))}
     for b in baselines:
         bm, bc = load_model(b, device)
-        subjects[_label(bc, b, taken=subjects)] = (bm, _batched(ids_of(bc), batch_size, robust_tokens))
+        subjects[_label(bc, b, taken=subjects)] = (bm, _batched(ids_of(bc), cfg.batch_size, cfg.robust_tokens))
     log(f"[analyze] robustness of {', '.join(subjects)} at sigma {sigmas}")
-    rob_rows = probes.robustness(subjects, sigmas, bptt=bptt, seed=seed)
+    rob_rows = probes.robustness(subjects, sigmas, bptt=bptt, seed=cfg.seed)
     files["robustness.csv"] = tables.generic_csv(rob_rows, os.path.join(out_dir, "robustness.csv"),
                                                  ("label", "sigma", "status", "ppl", "ppl_rel", "error"))
     curves = {lab: [(r["sigma"], r["ppl"]) for r in rob_rows if r["label"] == lab and r["status"] == "ok"]

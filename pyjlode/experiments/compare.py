@@ -4,7 +4,8 @@ Layout of the output folder::
 
     DIR/runs/<label>-seed<k>/     one training run (its checkpoints and metrics.jsonl, as `pyjlode train`)
     DIR/runs/<label>-seed<k>/result.json   written last; status "ok" marks the run finished (never retrained)
-    DIR/results.csv, results.md, runs.csv, ppl_vs_time.png, ppl_vs_tokens.png, nfe_per_token.png
+    DIR/results.csv, results.md, runs.csv, ppl_vs_time.png, ppl_vs_tokens.png, nfe_per_token.png,
+    ppl_vs_compute.png (with several GRU-ODE variants: perplexity against NFE and time per token)
 
 A run that raises is recorded with status "failed" and its one-line error; the other runs go on, and the
 next `compare` with the same folder retries only runs that are not finished.
@@ -12,14 +13,16 @@ next `compare` with the same folder retries only runs that are not finished.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 from ..errors import InputError
+from ..evaluation.config import EvalConfig
 from ..training.checkpoint_io import save_json
 from ..training.rundir import RunDir
 from . import plots, runs, tables
@@ -36,8 +39,34 @@ class RunSpec:
     run_dir: str = ""
 
 
-def parse_variants(text: str | Sequence[str] | None) -> list[tuple[str, str | None]]:
-    """"Tsit5/Tsit5,Tsit5/KenCarp4" -> [("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4")]; "Tsit5" -> [("Tsit5", None)].
+class Variant(NamedTuple):
+    """A GRU-ODE solver setting compared as its own row: forward solver, backward solver, tolerance."""
+
+    solver: str
+    backward_solver: str | None = None   # None: the forward solver
+    rtol: float | None = None            # None: the shared rtol/atol; else atol = rtol * ATOL_PER_RTOL
+
+    @property
+    def label(self) -> str:
+        tol = f" rtol={self.rtol:g}" if self.rtol is not None else ""
+        return f"gru-ode {self.solver}/{self.backward_solver or self.solver}{tol}"
+
+    def options(self) -> dict:
+        """The `train` options this variant sets."""
+        opts = {"solver": self.solver, "backward_solver": self.backward_solver}
+        if self.rtol is not None:
+            opts.update(rtol=self.rtol, atol=self.rtol * ATOL_PER_RTOL)
+        return opts
+
+
+# A variant's tolerance moves rtol and atol together, at the ratio of the defaults (1e-3 and 1e-5): the
+# tolerance is then one knob, and the hidden state (|h| < 1) makes both terms of the error norm matter.
+ATOL_PER_RTOL = 1e-2
+
+
+def parse_variants(text: str | Sequence[str] | None) -> list[Variant]:
+    """"Tsit5/KenCarp4,Tsit5@1e-2,RK4" -> [Variant("Tsit5", "KenCarp4"), Variant("Tsit5", None, 0.01),
+    Variant("RK4")]: each entry SOLVER[/BACKWARD_SOLVER][@RTOL].
 
     Raises:
         InputError: an empty or malformed entry.
@@ -47,11 +76,17 @@ def parse_variants(text: str | Sequence[str] | None) -> list[tuple[str, str | No
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:
-        parts = [p.strip() for p in item.strip().split("/")]
-        if not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
-            raise InputError(f"bad `variants` entry {item!r}; write SOLVER or SOLVER/BACKWARD_SOLVER, "
-                             "comma-separated, e.g. 'Tsit5/Tsit5,Tsit5/KenCarp4'")
-        out.append((parts[0], parts[1] if len(parts) == 2 else None))
+        pair, at, tol = item.strip().partition("@")
+        parts = [p.strip() for p in pair.split("/")]
+        try:
+            rtol = float(tol) if at else None
+        except ValueError:
+            rtol = math.nan
+        if (not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1])
+                or (rtol is not None and not rtol > 0)):
+            raise InputError(f"bad `variants` entry {item!r}; write SOLVER[/BACKWARD_SOLVER][@RTOL], "
+                             "comma-separated, e.g. 'Tsit5/KenCarp4,Tsit5@1e-2,RK4'")
+        out.append(Variant(parts[0], parts[1] if len(parts) == 2 else None, rtol))
     return out
 
 
@@ -66,7 +101,7 @@ def plan_runs(models: Sequence[str], seeds: Sequence[int], variants, train_optio
     for model in models:
         kinds: list[tuple[str, dict]] = [(model, {})]
         if model == "gru-ode" and variants:
-            kinds = [(f"gru-ode {s}/{b or s}", {"solver": s, "backward_solver": b}) for s, b in variants]
+            kinds = [(v.label, v.options()) for v in map(lambda v: Variant(*v), variants)]
         for label, extra in kinds:
             for seed in seeds:
                 opts = dict(train_options, model=model, seed=int(seed), **extra)
@@ -119,7 +154,7 @@ def load_result(run_dir: str) -> dict | None:
         return None
 
 
-def run_one(spec: RunSpec, evaluate_options: Mapping, log: Callable[[str], None] = print) -> dict:
+def run_one(spec: RunSpec, evaluation: EvalConfig, log: Callable[[str], None] = print) -> dict:
     """Train and evaluate one run unless it already finished; never raises (a failure is a row)."""
     done = load_result(spec.run_dir)
     if done and done.get("status") == "ok":
@@ -130,7 +165,7 @@ def run_one(spec: RunSpec, evaluate_options: Mapping, log: Callable[[str], None]
     try:
         started = time.time()
         runs.train_run(spec.run_dir, spec.options, echo=log)
-        row.update(runs.evaluate_run(spec.run_dir, evaluate_options))
+        row.update(runs.evaluate_run(spec.run_dir, evaluation))
         row.update(status="ok", wall_s=time.time() - started)
     except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
         row.update(status="failed", error=_one_line(exc))
@@ -154,7 +189,7 @@ def _write_text(path, text: str) -> None:
 
 def compare(models: Sequence[str], train_options: Mapping, seeds: Sequence[int] = (1,),
             match_params: bool = False, variants=None, out_dir: str = "runs/compare",
-            evaluate_options: Mapping | None = None, log: Callable[[str], None] = print) -> dict:
+            evaluation: EvalConfig | None = None, log: Callable[[str], None] = print) -> dict:
     """Train each model (and each GRU-ODE variant) per seed, evaluate, and write tables and plots.
 
     Args:
@@ -163,9 +198,9 @@ def compare(models: Sequence[str], train_options: Mapping, seeds: Sequence[int] 
         seeds: one run per seed and model.
         match_params: size each model's hidden layer so its parameter count matches the GRU-ODE's
             (or the first model's).
-        variants: "SOLVER/BACKWARD,..." or a list of (solver, backward_solver) for the GRU-ODE.
+        variants: "SOLVER[/BACKWARD][@RTOL],..." or a list of :class:`Variant` for the GRU-ODE.
         out_dir: output folder (resumable: finished runs are reused).
-        evaluate_options: options of the evaluate protocol (split, prompts, prompt_len, gen_len ...).
+        evaluation: how each run's best.pt is scored (the `evaluate` protocol; default: its defaults).
         log: where progress lines go.
 
     Returns:
@@ -173,7 +208,8 @@ def compare(models: Sequence[str], train_options: Mapping, seeds: Sequence[int] 
     """
     if not models:
         raise InputError("no models to compare; pass e.g. `models` rnn,gru,lstm,gru-ode")
-    variants = parse_variants(variants) if isinstance(variants, str) or variants is None else list(variants)
+    variants = (parse_variants(variants) if isinstance(variants, str) or variants is None
+                else [Variant(*v) for v in variants])
     hidden = None
     if match_params:
         if train_options.get("tie_weights"):
@@ -185,7 +221,8 @@ def compare(models: Sequence[str], train_options: Mapping, seeds: Sequence[int] 
     specs = plan_runs(models, seeds, variants, train_options, out_dir, hidden)
     for spec in specs:  # bad names or sizes: one line now, not a table of identical failures later
         runs.check_options(spec.options)
-    rows = [run_one(s, evaluate_options or {}, log) for s in specs]
+    evaluation = (evaluation or EvalConfig()).validate()
+    rows = [run_one(s, evaluation, log) for s in specs]
     files = write_outputs(specs, rows, out_dir)
     return {"runs": rows, "aggregated": tables.aggregate(rows), "files": files}
 
@@ -216,13 +253,16 @@ def write_outputs(specs: Sequence[RunSpec], rows: Sequence[Mapping], out_dir: st
         by_tokens, os.path.join(out_dir, "ppl_vs_tokens.png"), xlabel="training tokens")
     if nfe:
         files["nfe_per_token.png"] = plots.plot_nfe(nfe, os.path.join(out_dir, "nfe_per_token.png"))
+    solved = [a for a in agg if a.get("nfe_fwd_per_token") is not None]
+    if len(solved) > 1:     # several GRU-ODE settings: quality against the compute each one spends
+        files["ppl_vs_compute.png"] = plots.plot_tradeoff(solved, os.path.join(out_dir, "ppl_vs_compute.png"))
     return files
 
 
 def _notes(specs: Sequence[RunSpec], rows: Sequence[Mapping], out_dir: str) -> list[str]:
     """What the table's numbers mean: the shared budget, the hidden sizes, the evaluation protocol."""
     o = specs[0].options if specs else {}
-    budget = ", ".join(f"{k}={o[k]}" for k in ("time_budget", "max_steps", "epochs") if o.get(k))
+    budget = ", ".join(f"{k}={o[k]}" for k in ("time_budget", "token_budget", "max_steps", "epochs") if o.get(k))
     notes = [f"Budget per run (whichever ends first): {budget or 'train defaults'}; every run uses the same "
              "corpus, tokenisation, batch and optimiser options."]
     sizes = {s.label: s.options.get("hidden_size") for s in specs}

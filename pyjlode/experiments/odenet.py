@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,86 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import SolverError
+from ..ode.errors import SolverError
+from ..errors import PyjlodeError
 from . import odenet_plots, tables
 from .odenet_measure import step_memory
-from .odenet_models import ACTIVATIONS, ODENet, ResNet, SolverSettings, count_parameters
+from .odenet_config import OdeNetConfig
+from .odenet_models import ODENet, ResNet, SolverSettings, count_parameters
 
-MODELS = ("resnet", "odenet", "rknet")
 LABELS = {"resnet": "ResNet", "odenet": "ODE-Net", "rknet": "RK-Net"}
 MAIN_COLS = ("model", "gradient", "params", "test_error_pct", "test_loss", "saved_mb", "peak_mb", "nfe_forward",
              "nfe_backward", "epoch_s", "final_loss")
 TOL_COLS = ("model", "rtol", "atol", "test_error_pct", "test_loss", "nfe_forward", "eval_s", "error")
 MEM_COLS = ("model", "gradient", "setting", "evaluations", "nfe_backward", "saved_mb", "peak_mb", "error")
-
-
-def _help(default, text: str):
-    return field(default=default, metadata={"help": text})
-
-
-@dataclass(frozen=True)
-class OdeNetConfig:
-    """Every setting of :func:`run_odenet`; each field's ``metadata["help"]`` describes it."""
-
-    models: tuple[str, ...] = _help(MODELS, "models to train: resnet, odenet (adjoint gradients), rknet "
-                                            "(backprop through the solver)")
-    width: int = _help(32, "channels of the stem, the residual function and the head")
-    depth: int = _help(6, "residual blocks of the ResNet")
-    activation: str = _help("relu", "nonlinearity of the residual function: relu (Chen et al.) or softplus "
-                                    "(smooth: fewer steps at tight tolerances)")
-    epochs: int = _help(10, "passes over the training images")
-    batch_size: int = _help(64, "images per training step (and per evaluation solve)")
-    lr: float = _help(3e-3, "peak learning rate of Adam under a one-cycle schedule")
-    solver: str = _help("Tsit5", "forward ODE solver (a pyjlode solver name)")
-    backward_solver: Optional[str] = _help(None, "adjoint solver, e.g. KenCarp4 (default: the forward solver)")
-    sensealg: str = _help("backsolve", "adjoint scheme of the trained ODE-Net: backsolve (constant memory, "
-                                       "Chen et al.) or interpolating (stores the forward's dense output)")
-    rtol: float = _help(1e-3, "relative tolerance of training solves")
-    atol: float = _help(1e-3, "absolute tolerance of training solves")
-    sweep_rtols: tuple[float, ...] = _help((1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5),
-                                           "tolerances (rtol = atol) at which the trained ODE models are tested")
-    memory_rtols: tuple[float, ...] = _help((1e-1, 1e-2, 1e-3, 1e-4),
-                                            "tolerances (rtol = atol) of the ODE-Net memory probe")
-    memory_depths: tuple[int, ...] = _help((1, 2, 4, 8, 16), "ResNet depths of the memory probe")
-    test_size: int = _help(360, "held-out images (of 1797), stratified by digit")
-    limit_train: int = _help(0, "train on the first N training images only (0: all)")
-    seed: int = _help(0, "seed of the split, the initialisation and the batch order")
-    threads: int = _help(1, "torch intra-op threads (1 is fastest for these small convolutions)")
-
-    def __post_init__(self):
-        from .. import get_method
-        from ..ode.adjoint import SENSEALGS
-
-        for name in ("models", "sweep_rtols", "memory_rtols", "memory_depths"):   # lists from a caller
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        bad = [m for m in self.models if m not in MODELS]
-        if bad or not self.models:
-            raise ValueError(f"unknown or no models {list(bad or self.models)}; choose from: {', '.join(MODELS)}")
-        for name in ("width", "depth", "epochs", "batch_size", "test_size", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.limit_train < 0:
-            raise ValueError(f"limit_train must be 0 (all) or a positive count, got {self.limit_train}")
-        for name in ("lr", "rtol", "atol"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not all(r > 0 for r in (*self.sweep_rtols, *self.memory_rtols)):
-            raise ValueError("sweep_rtols and memory_rtols must be positive tolerances, e.g. 1e-1,1e-3")
-        if not all(int(d) >= 1 for d in self.memory_depths):
-            raise ValueError("memory_depths must be positive integers, e.g. 1,2,4,8")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
-        if self.sensealg not in SENSEALGS:
-            raise ValueError(f"unknown sensealg {self.sensealg!r}; choose one of: {', '.join(SENSEALGS)}")
-        get_method(self.solver)
-        if self.backward_solver is not None:
-            get_method(self.backward_solver)
-        if not 10 <= self.test_size <= 1797 - 100:
-            raise ValueError(f"test_size must be between 10 and 1697 of the 1797 digits, got {self.test_size}")
-
-    def settings(self, gradient: str) -> SolverSettings:
-        return SolverSettings(gradient=gradient, solver=self.solver, backward_solver=self.backward_solver,
-                              sensealg=self.sensealg, rtol=self.rtol, atol=self.atol)
 
 
 @dataclass
@@ -131,7 +63,7 @@ def load_digits_split(test_size: int = 360, seed: int = 0, limit_train: int = 0)
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError:
-        raise ImportError("the ODE-Net experiment needs scikit-learn: pip install 'pyjlode[vision]'") from None
+        raise PyjlodeError("the ODE-Net experiment needs scikit-learn: pip install 'pyjlode[vision]'") from None
     digits = load_digits()
     x = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(digits.target, dtype=torch.long)

@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import AdjointStats, odeint_adjoint, solve
+from ..ode.adjoint import AdjointStats, odeint_adjoint
+from ..ode.api import solve
 
 GRADIENTS = ("adjoint", "direct")
 # The residual function's nonlinearity. ReLU is Chen et al.'s; its kinks make the Jacobian, and so the
 # adjoint equation's right-hand side -Jᵀa, jump in t, which tight tolerances pay for in steps. Softplus is
 # smooth.
-ACTIVATIONS = {"relu": torch.relu, "softplus": F.softplus}
+ACTIVATIONS = {"relu": torch.relu, "softplus": F.softplus}     # keys: odenet_config.ACTIVATIONS
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # never open a window, also on machines with a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 FIGSIZE = (6.4, 4.0)  # inches
 DPI = 100             # -> 640 x 400 pixels
@@ -130,6 +130,51 @@ def plot_nfe(groups: Mapping[str, Sequence[Curve]], path: str, *,
     fig, ax = _new_figure(title, "training tokens", "NFE per token")
     _plot_groups(ax, groups, log_y=False)
     return _save(fig, path)
+
+
+def plot_tradeoff(rows: Sequence[Mapping], path: str, *, ppl_key: str = "best_val_ppl",
+                  title: str = "Accuracy against compute") -> str:
+    """Perplexity against solver work (forward + backward NFE per token, left) and training time per token
+    (right), one labelled point per row, with error bars when rows carry ``<key>_std``.
+
+    Args:
+        rows: compare's aggregated rows (``label``, ``ppl_key``, ``nfe_fwd_per_token``,
+            ``nfe_bwd_per_token``, ``ms_per_token`` and their ``_std``).
+        path: PNG to write.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, sharey=True)
+    fig.suptitle(title, fontsize=10)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, xlabel in zip(axes, ("NFE per token (fwd + bwd)", "training ms per token")):
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
+        ax.margins(0.15)
+    axes[0].set_ylabel("validation perplexity")
+    drawn = False
+    for k, r in enumerate(rows):
+        if r.get(ppl_key) is None:
+            continue
+        y, yerr = _finite(r[ppl_key]), _finite(r.get(ppl_key + "_std")) or None
+        nfe = _finite(r.get("nfe_fwd_per_token")) + _finite(r.get("nfe_bwd_per_token"))
+        label = str(r.get("label", "")).removeprefix("gru-ode ")
+        for ax, x, xerr in ((axes[0], nfe, None), (axes[1], _finite(r.get("ms_per_token")),
+                                                   _finite(r.get("ms_per_token_std")) or None)):
+            if x > 0:
+                ax.errorbar([x], [y], yerr=yerr, xerr=xerr, fmt="o", ms=5, color=colors[k % len(colors)],
+                            label=label if ax is axes[0] else None)
+                drawn = True
+    if drawn:
+        fig.legend(loc="lower center", ncol=4, fontsize=7, frameon=False)
+    else:
+        axes[0].text(0.5, 0.5, "no data", ha="center", va="center", transform=axes[0].transAxes)
+    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.3, top=0.9, wspace=0.08)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
 
 
 def plot_spectrum(per_token: Mapping[str, np.ndarray], path: str, *, positions: Sequence[int] | None = None,

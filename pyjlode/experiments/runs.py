@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..evaluation.config import EvalConfig
 from ..training.checkpoint_io import save_json
 from ..training.config import build_configs, validate_run
 from ..training.rundir import RunDir
@@ -67,15 +68,7 @@ def _mean(values) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _bleu4(bleu: Mapping | None) -> float | None:
-    """BLEU-4 from metrics.bleu's dict, whatever its key spelling (bleu4, BLEU-4, bleu_4)."""
-    for key, value in (bleu or {}).items():
-        if str(key).replace("-", "").replace("_", "").lower() == "bleu4":
-            return value
-    return None
-
-
-def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
+def evaluate_run(run_dir: str, evaluation: EvalConfig) -> dict:
     """Evaluate a trained run with the `evaluate` protocol (best.pt) and collect the table's columns.
 
     Throughput and NFE per token are means over the run's logged training windows; the best validation
@@ -83,8 +76,7 @@ def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
     """
     from ..evaluation.evaluate import evaluate_checkpoint
 
-    opts = {"split": "test", **evaluate_options}
-    r = evaluate_checkpoint(run_dir, **opts)
+    r = evaluate_checkpoint(run_dir, evaluation)
     save_json(r, RunDir(run_dir).evaluation)
     rows = read_metrics(run_dir)
     trains = [x for x in rows if x.get("event") == "train"]
@@ -97,11 +89,13 @@ def evaluate_run(run_dir: str, evaluate_options: Mapping[str, Any]) -> dict:
         "tokens": last.get("tokens"),
         "tokens_per_s": _mean(x.get("tokens_per_s") for x in trains),
         "best_val_ppl": min((x["valid_ppl"] for x in evals if x.get("valid_ppl") is not None), default=None),
-        f"{opts['split']}_ppl": r.get("perplexity"),
-        "bleu4": _bleu4(r.get("bleu")),
+        f"{evaluation.split}_ppl": r.get("perplexity"),
+        "bleu4": r["bleu"]["bleu4"],
         "rouge1": rouge.get("rouge1"), "rouge2": rouge.get("rouge2"), "rougeL": rouge.get("rougeL"),
         "distinct1": r.get("distinct_1"), "distinct2": r.get("distinct_2"),
         "self_bleu": r.get("self_bleu"),
+        "bleu_f": r["bleu_f"], "bleu_b": r["bleu_b"], "bleu_ha": r["bleu_ha"],
+        "ms_per_token": 1000 / tps if (tps := _mean(x.get("tokens_per_s") for x in trains)) else None,
         "nfe_fwd_per_token": _mean(x.get("nfe_fwd") for x in trains),
         "nfe_bwd_per_token": _mean(x.get("nfe_bwd") for x in trains),
     }

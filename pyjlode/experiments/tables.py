@@ -15,7 +15,9 @@ from typing import Iterable, Mapping, Sequence
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("params", "params", "{:,.0f}"),
     ("train_time_s", "train time (s)", "{:.1f}"),
+    ("tokens", "tokens", "{:,.0f}"),
     ("tokens_per_s", "tokens/s", "{:,.0f}"),
+    ("ms_per_token", "ms/token", "{:.2f}"),
     ("best_val_ppl", "best val ppl", "{:.2f}"),
     ("test_ppl", "test ppl", "{:.2f}"),
     ("bleu4", "BLEU-4", "{:.4f}"),
@@ -24,10 +26,15 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rougeL", "ROUGE-L", "{:.4f}"),
     ("distinct1", "distinct-1", "{:.3f}"),
     ("distinct2", "distinct-2", "{:.3f}"),
+    ("self_bleu", "self-BLEU", "{:.3f}"),
+    ("bleu_ha", "BLEU-HA", "{:.4f}"),
     ("nfe_fwd_per_token", "NFE/token fwd", "{:.1f}"),
     ("nfe_bwd_per_token", "NFE/token bwd", "{:.1f}"),
 )
-METRICS = tuple(k for k, _, _ in COLUMNS)
+METRICS = tuple(k for k, _, _ in COLUMNS) + ("bleu_f", "bleu_b")   # the last two in the CSV files only
+# Rank columns: the table ranks its rows by the held-out perplexity (lower is better) and by the combined
+# generation score BLEU-HA (higher is better), side by side, so the reader sees where the two agree.
+RANKS = (("test_ppl", "ppl rank", False), ("bleu_ha", "BLEU-HA rank", True))
 
 
 def _number(v) -> float | None:
@@ -59,7 +66,7 @@ def aggregate(runs: Sequence[Mapping]) -> list[dict]:
     Returns:
         One dict per label: ``label``, ``seeds`` (all), ``n_ok``, ``n_failed``, ``status`` ("ok",
         "failed" or "partial"), ``errors`` (list of one-line messages), and for each metric ``<key>`` (mean)
-        and ``<key>_std``.
+        and ``<key>_std``, and ``rank_<key>`` (1 = best) for each key of ``RANKS``.
     """
     groups: dict[str, list[Mapping]] = {}
     for r in runs:
@@ -80,12 +87,17 @@ def aggregate(runs: Sequence[Mapping]) -> list[dict]:
             mean, std, _ = mean_spread(r.get(key) for r in ok)
             agg[key], agg[key + "_std"] = mean, std
         out.append(agg)
+    for key, _, higher_first in RANKS:
+        ranked = sorted((a for a in out if a.get(key) is not None), key=lambda a: a[key], reverse=higher_first)
+        place = {id(a): i + 1 for i, a in enumerate(ranked)}
+        for a in out:
+            a["rank_" + key] = place.get(id(a))
     return out
 
 
 def write_csv(aggregated: Sequence[Mapping], path: str) -> str:
     """results.csv: one row per label, mean and std columns per metric, status and errors."""
-    header = ["label", "status", "n_ok", "n_failed", "seeds"]
+    header = ["label", "status", "n_ok", "n_failed", "seeds", *("rank_" + k for k, _, _ in RANKS)]
     for key in METRICS:
         header += [key, key + "_std"]
     header.append("errors")
@@ -95,7 +107,7 @@ def write_csv(aggregated: Sequence[Mapping], path: str) -> str:
         w.writerow(header)
         for a in aggregated:
             row = [a["label"], a["status"], a["n_ok"], a["n_failed"],
-                   " ".join(str(s) for s in a["seeds"])]
+                   " ".join(str(s) for s in a["seeds"]), *(a.get("rank_" + k) or "" for k, _, _ in RANKS)]
             for key in METRICS:
                 row += ["" if a.get(key) is None else repr(a[key]),
                         "" if a.get(key + "_std") is None else repr(a[key + "_std"])]
@@ -128,13 +140,14 @@ def _cell(a: Mapping, key: str, fmt: str) -> str:
 
 def markdown_table(aggregated: Sequence[Mapping]) -> str:
     """A GitHub markdown table, one row per label; failed labels are marked in the status column."""
-    head = ["model", "status", *[h for _, h, _ in COLUMNS]]
+    head = ["model", "status", *[h for _, h, _ in RANKS], *[h for _, h, _ in COLUMNS]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in aggregated:
         n = a["n_ok"] + a["n_failed"]
         status = {"ok": f"ok ({n})", "partial": f"{a['n_ok']}/{n} ok",
                   "failed": "**FAILED**"}[a["status"]]
-        cells = [a["label"], status, *[_cell(a, k, f) for k, _, f in COLUMNS]]
+        ranks = [str(a.get("rank_" + k) or "–") for k, _, _ in RANKS]
+        cells = [a["label"], status, *ranks, *[_cell(a, k, f) for k, _, f in COLUMNS]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

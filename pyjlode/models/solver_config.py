@@ -10,10 +10,16 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 from ..backends import BACKENDS
+from ..backends._julia_names import SENSEALGS as JULIA_SENSEALGS
 from ..errors import InputError
 from ..flags import flag
 
 DIRECT = "direct"   # sensealg: backprop through the solver's operations instead of the adjoint
+# Gradient methods per engine, the default first: the option's help and its error both list these. The
+# torch engine's adjoints are pyjlode.ode.adjoint.SENSEALGS (a test keeps the two equal).
+SENSEALGS = {"torch": ("interpolating", "backsolve", DIRECT),
+             "julia": ("gauss", *(n for n in JULIA_SENSEALGS if n != "gauss"))}
+SENSEALG_CHOICES = "; ".join(f"{backend} backend: {', '.join(names)}" for backend, names in SENSEALGS.items())
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,9 @@ class SolverConfig:
         "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one).", aliases=("--stiff-solver",),
         default_text="same as --solver"))                 # None: the forward solver
     sensealg: str | None = field(default=None, metadata=flag(
-        "Gradient method. torch backend: interpolating (adjoint, the default), backsolve (adjoint) or direct "
-        "(backprop through the solver); julia backend: gauss (the default), quadrature, interpolating or "
-        "backsolve.", default_text="interpolating (torch), gauss (julia)"))   # None: the backend's default
+        f"Gradient method, the first of each list being the default ({SENSEALG_CHOICES}); interpolating, "
+        "backsolve, gauss and quadrature are adjoints, direct backpropagates through the solver.",
+        default_text="the backend's first"))   # None: the backend's default
     rtol: float = field(default=1e-3, metadata=flag("GRU-ODE relative tolerance."))
     atol: float = field(default=1e-5, metadata=flag("GRU-ODE absolute tolerance."))
     dt: float = 1.0                 # length of one token's time interval
@@ -69,16 +75,15 @@ class SolverConfig:
         Raises:
             InputError: a setting that cannot work, named in backticks, with the fix.
         """
-        from ..ode.adjoint import SENSEALGS
-
         solver = _canonical("solver", self.solver)
         backward = None if self.backward_solver is None else _canonical("backward_solver", self.backward_solver)
         if self.backend not in BACKENDS:
             raise InputError(f"unknown `backend` {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
-        sensealg = self.sensealg or ("gauss" if self.backend == "julia" else "interpolating")
-        if self.backend == "torch" and sensealg not in (*SENSEALGS, DIRECT):
-            raise InputError(f"unknown `sensealg` {sensealg!r}; choose one of: "
-                             f"{', '.join((*SENSEALGS, DIRECT))}")
+        sensealg = (self.sensealg or SENSEALGS[self.backend][0]).lower()
+        if sensealg not in SENSEALGS[self.backend]:
+            other = [b for b, names in SENSEALGS.items() if sensealg in names]
+            hint = f"`sensealg` {sensealg} needs `backend` {other[0]}" if other else f"unknown `sensealg` {sensealg!r}"
+            raise InputError(f"{hint}; choose from ({SENSEALG_CHOICES})")
         for name in ("rtol", "atol", "dt", "tau", "tau_min", "tau_max"):
             value = getattr(self, name)
             if value is None and name in ("tau_min", "tau_max"):
@@ -136,4 +141,4 @@ def _canonical(name: str, value: str) -> str:
         raise InputError(f"`{name}`: {exc}") from None
 
 
-__all__ = ["SolverConfig", "DIRECT"]
+__all__ = ["SolverConfig", "DIRECT", "SENSEALGS"]

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import InputError
-from .rundir import RunDir
+from .rundir import BEST, LAST, RunDir
 
 
 class CheckpointError(InputError):
@@ -132,7 +132,16 @@ def read_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... depending on the damage
         # torch's own messages run over many lines and talk about weights_only; name the kind only.
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: damaged, truncated "
-                              "or not written by 'pyjlode train'); use another file, e.g. last.pt") from None
+                              f"or not written by 'pyjlode train'); {_other_checkpoint(path)}") from None
+
+
+def _other_checkpoint(path: Path) -> str:
+    """Advice after ``path`` failed to load: the run folder's other checkpoint when it has one."""
+    run = RunDir(path.parent)
+    other = {run.last.name: run.best, run.best.name: run.last}.get(path.name)
+    if other is not None and other.is_file():
+        return f"try {other} instead"
+    return f"pass a checkpoint written by 'pyjlode train' (a run folder's {BEST} or {LAST})"
 
 
 __all__ = ["CheckpointError", "atomic_write", "save_torch", "save_json", "snapshot_checkpoint",

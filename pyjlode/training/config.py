@@ -20,9 +20,15 @@ from .rundir import BEST, LAST, METRICS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
-# Settings a resumed run takes from the command line; everything else comes from the checkpoint.
-RESUME_OVERRIDES = ("epochs", "max_steps", "time_budget", "device", "threads", "out", "dry_run",
-                    "log_interval", "eval_interval", "eval_seconds")
+# One intra-op thread: the recurrent models' small operations gain little from more, and on a machine
+# shared with other work torch's default (one thread per core) made `pyjlode train` 4-10x slower.
+DEFAULT_THREADS = 1
+THREADS_HELP = ("CPU threads for torch's operations (0: torch's default, one per core); more than one only "
+                "pays on an otherwise idle machine.")
+# Settings a resumed run may take from the command line (when given there); everything else, these
+# included when not given, comes from the checkpoint.
+RESUME_OVERRIDES = ("epochs", "max_steps", "token_budget", "time_budget", "device", "threads", "out",
+                    "dry_run", "log_interval", "eval_interval", "eval_seconds")
 
 
 @dataclass
@@ -64,8 +70,12 @@ class TrainConfig:
     epochs: int = field(default=10, metadata=flag("Passes over the training split."))
     max_steps: int = field(default=0, metadata=flag(
         "Stop after this many optimisation steps in total (0: no limit)."))
+    token_budget: int = field(default=0, metadata=flag(
+        "Stop once this many training tokens have been seen, counted over resumes (0: no limit); "
+        "runs of different models then see the same data."))
     time_budget: float = field(default=240.0, metadata=flag(
-        "Stop after this many seconds of training, counted over resumes (0: no limit)."))
+        "Stop after this many seconds of training, counted over resumes (0: no limit); the run stops "
+        "before a step that would end past it."))
     # evaluation and logging
     eval_interval: int = field(default=0, metadata=flag(
         "Evaluate every N steps (0: off). Step-based evaluation keeps --resume exact."))
@@ -79,8 +89,7 @@ class TrainConfig:
     # the run
     device: str = field(default="auto", metadata=flag(
         "Where to train; auto picks CUDA when available.", choices=DEVICES))
-    threads: int = field(default=0, metadata=flag(
-        "CPU threads for torch's operations (0: torch's default, one per core)."))
+    threads: int = field(default=DEFAULT_THREADS, metadata=flag(THREADS_HELP))
     seed: int = field(default=1234, metadata=flag("Random seed."))
     out: str | None = field(default=None, metadata=flag(
         f"Run folder for {LAST}, {BEST} and {METRICS}.", folder=True, default_text="runs/MODEL"))
@@ -95,11 +104,18 @@ class TrainConfig:
         """
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"unknown `optimizer` '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
-        for name in ("batch_size", "bptt", "eval_batch_size", "epochs", "log_interval"):
+        for name in ("batch_size", "bptt", "eval_batch_size", "epochs", "log_interval", "min_freq"):
             if getattr(self, name) < 1:
                 raise InputError(f"`{name}` must be at least 1 (got {getattr(self, name)})")
+        for name in ("max_vocab", "max_steps", "token_budget", "time_budget", "eval_interval", "eval_seconds",
+                     "eval_tokens", "threads", "clip", "weight_decay", "lr_patience"):
+            value = getattr(self, name)
+            if not value >= 0:      # NaN fails too
+                raise InputError(f"`{name}` must be 0 (off) or positive (got {value})")
         if not self.lr > 0:
             raise InputError(f"`lr` must be positive (got {self.lr})")
+        if not 0 < self.lr_factor < 1:
+            raise InputError(f"`lr_factor` must be between 0 and 1 (got {self.lr_factor})")
         if not 0 <= self.state_reset < 1:
             raise InputError(f"`state_reset` must be in [0, 1) (got {self.state_reset})")
         return self
@@ -164,5 +180,15 @@ def _solves_an_ode(cell: str) -> bool:
         return False          # ModelConfig.validate reports the unknown name
 
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "DEVICES", "RESUME_OVERRIDES", "CONFIGS", "build_configs",
+def apply_threads(threads: int) -> int:
+    """Set torch's intra-op threads (0 leaves torch's default); returns the number now in use."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+__all__ = ["TrainConfig", "OPTIMIZERS", "DEVICES", "DEFAULT_THREADS", "THREADS_HELP", "RESUME_OVERRIDES",
+           "apply_threads", "CONFIGS", "build_configs",
            "validate_run", "option_value"]

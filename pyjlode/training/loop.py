@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -34,12 +35,15 @@ from ..models.config import ModelConfig
 from ..ode.errors import SolverError
 from . import distributed as dist
 from .checkpoint_io import snapshot_checkpoint
-from .config import RESUME_OVERRIDES, TrainConfig, option_value, validate_run
+from .config import TrainConfig, apply_threads, validate_run
+from .resume import load_for_resume, resume_configs
 from .rundir import RunDir
 from .runlog import RunLog, start_log
-from .state import (Progress, checkpoint_payload, load_checkpoint, load_vocab, model_config,
-                    model_from_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state,
-                    to_device, train_config)
+from .state import (Progress, checkpoint_payload, load_vocab, model_from_checkpoint, rng_state,
+                    save_checkpoint, seed_everything, set_rng_state, to_device)
+
+
+_clock = time.perf_counter   # the training clock (tests substitute a deterministic one)
 
 
 class TrainingStopped(PyjlodeError, RuntimeError):
@@ -97,6 +101,8 @@ class Trainer:
         self.echo = echo if info.is_main else (lambda line: None)
         self.rng_at_step = None           # RNG when the running step began (for Ctrl-C mid-step)
         self.log: RunLog | None = None
+        self.step_times: deque[float] = deque(maxlen=10)   # seconds of the latest steps of this session
+        self._t0 = self._time_before = 0.0   # session clock start, training time before it (set by run)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One (t, B) window: forward, loss and backward on this rank's columns, then, when every rank's
@@ -161,6 +167,7 @@ class Trainer:
         # the GRU-ODE's stiffness at a few of the states the validation pass ended in
         gru_ode = self.info.is_main and self.mcfg.cell == "gru-ode"
         stiffness = last_call_stiffness(self.model, seen) if gru_ode else {}
+        self._tick()             # the record, the checkpoint and the final summary include the evaluation
         p.last_eval_step = p.step
         if scheduled:
             self.sched.step(nll)
@@ -201,34 +208,37 @@ class Trainer:
         set_rng_state(ckpt["rng"])
 
     def run(self) -> str:
-        """Train until epochs, max_steps or the time budget run out; returns which one stopped it."""
+        """Train until epochs, max_steps, the token budget or the time budget run out; returns which one."""
         from ..data import get_batch
 
         tc, p, data = self.tcfg, self.progress, self.corpus.train
         rows = data.size(0) - 1
         total = min(math.ceil(rows / tc.bptt) * tc.epochs, tc.max_steps or math.inf)
         self.log = RunLog(self.run_dir.metrics if self.writes else None,
-                          self.echo if self.info.is_main else None, total, p.step)
+                          self.echo if self.info.is_main else None, total, p.step,
+                          bits_per_char=self.corpus.tokenizer.level == "char")
         from ..backends import warmup
 
         warmup(self.model)      # Julia compiles here, not inside the first timed step
-        t0, base, last_eval = time.perf_counter(), p.train_time, p.train_time
+        self._t0, self._time_before = _clock(), p.train_time
+        last_eval = p.train_time
         try:
             while p.epoch < tc.epochs:
                 while p.pos < rows:
-                    if self._sync((tc.max_steps and p.step >= tc.max_steps) or
-                                  (tc.time_budget and p.train_time >= tc.time_budget)):
-                        return "max_steps" if tc.max_steps and p.step >= tc.max_steps else "time_budget"
+                    stop = dist.broadcast_object(self._stop_reason(), self.info)   # rank 0's clock decides
+                    if stop:
+                        return stop
                     x, y = get_batch(data, p.pos, tc.bptt)
                     self.rng_at_step = rng_state()
-                    t_step = time.perf_counter()
+                    t_step = _clock()
                     loss = self.step(x.to(self.info.device), y.to(self.info.device))
                     self.rng_at_step = None
                     n_tokens = x.numel() * self.info.world_size
                     p.step, p.pos, p.tokens = p.step + 1, p.pos + x.size(0), p.tokens + n_tokens
-                    p.train_time = base + time.perf_counter() - t0
-                    self.log.step(loss, n_tokens, time.perf_counter() - t_step,
-                                  self.model.solver_stats() or {})
+                    self._tick()
+                    self.step_times.append(_clock() - t_step)
+                    p.step_seconds = sum(self.step_times) / len(self.step_times)
+                    self.log.step(loss, n_tokens, self.step_times[-1], self.model.solver_stats() or {})
                     if p.step % tc.log_interval == 0:
                         self.log.flush(self._base())
                     if tc.dry_run:
@@ -237,11 +247,27 @@ class Trainer:
                     if ((tc.eval_interval and p.step % tc.eval_interval == 0) or p.pos >= rows or
                             self._sync(tc.eval_seconds and p.train_time - last_eval >= tc.eval_seconds)):
                         self.evaluate(scheduled=True)
-                        last_eval = p.train_time = base + time.perf_counter() - t0
+                        last_eval = p.train_time
                 p.epoch, p.pos, self.carry = p.epoch + 1, 0, None
             return "epochs"
         finally:
             self.log.close()
+
+    def _stop_reason(self) -> str | None:
+        """Which budget is used up before the next step, if any. The time budget counts the next step as
+        long as the latest ones (their mean, kept over resumes), so a run does not overshoot it by a step."""
+        tc, p = self.tcfg, self.progress
+        if tc.max_steps and p.step >= tc.max_steps:
+            return "max_steps"
+        if tc.token_budget and p.tokens >= tc.token_budget:
+            return "token_budget"
+        if tc.time_budget and p.train_time + p.step_seconds > tc.time_budget:
+            return "time_budget"
+        return None
+
+    def _tick(self) -> None:
+        """Bring the training time (this session's clock on top of the time before a resume) up to now."""
+        self.progress.train_time = self._time_before + _clock() - self._t0
 
     def _sync(self, flag) -> bool:
         # Wall-clock decisions differ between ranks; rank 0 decides for all so collectives stay matched.
@@ -259,18 +285,7 @@ def print_line(line: str) -> None:
     tqdm.write(line, file=sys.stdout)
 
 
-def _resume_configs(ckpt: dict, mcfg: ModelConfig, tcfg: TrainConfig, explicit,
-                    echo) -> tuple[ModelConfig, TrainConfig]:
-    saved_m, saved_t = model_config(ckpt), train_config(ckpt)
-    ignored = [k for k in explicit if k not in RESUME_OVERRIDES
-               and option_value(k, mcfg, tcfg) != option_value(k, saved_m, saved_t)]
-    if ignored:
-        echo("note: resuming, so these come from the checkpoint instead: "
-             + ", ".join(f"`{k}` {option_value(k, saved_m, saved_t)}" for k in ignored))
-    return saved_m, replace(saved_t, **{k: getattr(tcfg, k) for k in RESUME_OVERRIDES})
-
-
-def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explicit=(),
+def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explicit=None,
           echo: Callable[[str], None] | None = None) -> dict:
     """Train a language model; write checkpoints and metrics.jsonl into the run folder ``tcfg.out``.
 
@@ -278,12 +293,14 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explici
         mcfg: the model's config (``vocab_size`` is set from the vocabulary).
         tcfg: the training config; ``out=None`` means ``runs/<cell>``.
         resume: continue from the run folder's last checkpoint; model and training settings come from it
-            except the stopping/evaluation/device fields in ``RESUME_OVERRIDES``.
-        explicit: option names the user set explicitly (only used to say which ones resume ignores).
+            except the stopping/evaluation/device fields in ``RESUME_OVERRIDES`` that ``explicit`` names.
+        explicit: option names the user set explicitly (the command line's); None (a call from Python)
+            means every ``RESUME_OVERRIDES`` field of ``tcfg`` applies to a resumed run.
         echo: where per-evaluation lines go (default: :func:`print_line`).
 
     Returns:
-        A summary dict: stopped ("epochs", "max_steps", "time_budget", "interrupted", "dry_run"), step,
+        A summary dict: stopped ("epochs", "max_steps", "token_budget", "time_budget", "interrupted",
+        "dry_run"), step,
         tokens, train_time, valid_ppl (last evaluation), best_valid_ppl, out.
 
     Raises:
@@ -292,12 +309,11 @@ def train(mcfg: ModelConfig, tcfg: TrainConfig, *, resume: bool = False, explici
     """
     echo = echo or print_line
     tcfg = replace(tcfg, out=tcfg.out or os.path.join("runs", mcfg.cell))
-    ckpt = load_checkpoint(RunDir(tcfg.out).last) if resume else None
+    ckpt = load_for_resume(RunDir(tcfg.out)) if resume else None
     if ckpt is not None:
-        mcfg, tcfg = _resume_configs(ckpt, mcfg, tcfg, explicit, echo)
+        mcfg, tcfg = resume_configs(ckpt, mcfg, tcfg, explicit, echo)
     mcfg, tcfg = validate_run(mcfg, tcfg)
-    if tcfg.threads:
-        torch.set_num_threads(tcfg.threads)
+    apply_threads(tcfg.threads)
     info = dist.setup(tcfg.device)
     previous = _sigterm_as_interrupt()
     try:
@@ -335,9 +351,11 @@ def _train(mcfg: ModelConfig, tcfg: TrainConfig, ckpt: dict | None, info: dist.D
         trainer.restore(ckpt)
     elif info.is_main and not tcfg.dry_run:
         start_log(trainer.run_dir)
+    threads = torch.get_num_threads()
     trainer.echo(f"{mcfg.cell}: {model.num_parameters():,} parameters, vocabulary {len(corpus.vocab):,}, "
-         f"{corpus.train.numel() * info.world_size:,} training tokens, device {info.device}"
-         + (f", resuming at step {trainer.progress.step}" if ckpt is not None else ""))
+                 f"{corpus.train.numel() * info.world_size:,} training tokens, device {info.device}, "
+                 f"{threads} CPU thread{'s' * (threads > 1)}"
+                 + (f", resuming at step {trainer.progress.step}" if ckpt is not None else ""))
     stopped = _run_guarded(trainer)
     return _summary(trainer, stopped)
 
@@ -395,7 +413,16 @@ def _summary(trainer: Trainer, stopped: str) -> dict:
     tail = trainer.log.last_train if trainer.log else {}
     summary.update({k: tail[k] for k in ("nfe_fwd", "nfe_bwd", "tokens_per_s") if k in tail})
     if stopped != "dry_run":
-        trainer.echo(f"done ({stopped}): {p.step} steps, {p.tokens:,} tokens in {p.train_time:.0f} s; "
-                     f"best valid ppl {summary['best_valid_ppl']:.2f} at step {p.best_step}; "
+        session = p.train_time - trainer._time_before
+        resumed = f" ({session:.0f} s in this session)" if trainer._time_before else ""
+        trainer.echo(f"done ({stopped}): {p.step} steps, {p.tokens:,} tokens in {p.train_time:.0f} s of "
+                     f"training{resumed}; best valid ppl {summary['best_valid_ppl']:.2f} at step {p.best_step}; "
                      f"checkpoints in {trainer.run_dir}")
+        if not trainer.step_times and stopped in _BUDGETS:
+            trainer.echo(f"nothing to train: the run's `{stopped}` ({getattr(trainer.tcfg, stopped)}"
+                         f"{_BUDGETS[stopped]}) is "
+                         f"used up; give a larger `{stopped}` to go on")
     return summary
+
+
+_BUDGETS = {"max_steps": " steps", "token_budget": " tokens", "time_budget": " s"}   # unit of each

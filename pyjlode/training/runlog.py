@@ -3,10 +3,10 @@ progress bar; and reading the log back.
 
 Each line of ``metrics.jsonl`` is one JSON object: ``{"event": "train", ...}`` averages a window of
 ``log_interval`` steps (train_loss, train_ppl, tokens_per_s, NFE per token for the GRU-ODE) and
-``{"event": "eval", ...}`` records one validation (valid_ppl, best_valid_ppl; for the GRU-ODE the
-stiffness of its field at a few of the states the validation pass ended in: stiffness_ratio,
-stiffness_ratio_max, max_abs_re_dt, tau_min, tau_max); both carry step, epoch, tokens, wall (seconds of
-training) and lr.
+``{"event": "eval", ...}`` records one validation (valid_ppl, best_valid_ppl; valid_bpc, bits per
+character, for character-level runs; for the GRU-ODE the stiffness of its field at a few of the states
+the validation pass ended in: stiffness_ratio, stiffness_ratio_max, max_abs_re_dt, tau_min, tau_max);
+both carry step, epoch, tokens, wall (seconds of training) and lr.
 """
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ class RunLog:
         path: the metrics.jsonl file, or None to write nothing (dry runs, other ranks).
         echo: prints one line (None: print nothing).
         total, initial: progress-bar length and starting step.
+        bits_per_char: also report validation bits per character (character-level runs).
     """
 
     KEYS = ("loss", "n", "tokens", "time", "nfe_fwd", "nfe_bwd")
 
-    def __init__(self, path, echo, total: int, initial: int):
+    def __init__(self, path, echo, total: int, initial: int, bits_per_char: bool = False):
         from tqdm.auto import tqdm
 
-        self.path, self.echo = path, echo or (lambda line: None)
+        self.path, self.echo, self.bits_per_char = path, echo or (lambda line: None), bits_per_char
         self.window = dict.fromkeys(self.KEYS, 0.0)
         self.last_train: dict = {}
         self.bar = tqdm(total=total, initial=initial, file=sys.stderr, unit="step", dynamic_ncols=True,
@@ -68,6 +69,8 @@ class RunLog:
         """Write an "eval" record (with the latest training figures and ``extra``) and print its line."""
         row = {"train_ppl": self.last_train.get("train_ppl"), "valid_ppl": _ppl(valid_nll),
                "best_valid_ppl": _ppl(best_nll)}
+        if self.bits_per_char:
+            row["valid_bpc"] = valid_nll / math.log(2)
         row.update({k: self.last_train[k] for k in ("nfe_fwd", "nfe_bwd") if k in self.last_train})
         row.update(extra or {})
         row = self.record("eval", base, row)
@@ -92,6 +95,8 @@ def format_eval_line(row: dict) -> str:
     if row.get("train_ppl") is not None:
         parts.append(f"train ppl {row['train_ppl']:8.2f}")
     parts.append(f"valid ppl {row['valid_ppl']:8.2f}")
+    if "valid_bpc" in row:
+        parts.append(f"valid bpc {row['valid_bpc']:6.3f}")
     if "nfe_fwd" in row:
         parts.append(f"nfe/token fwd {row['nfe_fwd']:5.1f} bwd {row['nfe_bwd']:5.1f}")
     if "stiffness_ratio" in row:

@@ -43,6 +43,7 @@ class Progress:
     pos: int = 0                  # row of the (T, B) stream where the next window starts
     tokens: int = 0               # training tokens seen, over all ranks
     train_time: float = 0.0       # seconds of training (evaluations included), over resumes
+    step_seconds: float = 0.0     # mean duration of the latest steps: the time budget's guess for the next
     best_valid: float = math.inf  # best validation NLL so far
     best_step: int = 0
     last_eval_step: int = -1
