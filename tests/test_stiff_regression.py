@@ -17,12 +17,12 @@ Claim checked: the end value is within a tolerance-consistent bound of the refer
   their error stays well below the local error they control: bound 30.
 * 2nd-order pairs (Rosenbrock23, TRBDF2) advance the solution whose local error is controlled: each
   of their N ~ tol^(-1/3) steps leaves an O(tol) error, so E grows like tol^(-1/3):
-  bound 30 * (1e-3 / rtol)^(1/3) (30 at 1e-3, 300 at 1e-6). Measured for Rosenbrock23, which a
-  textbook Shampine-Reichelt implementation with the same controller reproduces to 1 %: E grows
-  2.5-15x from rtol 1e-3 to 1e-6 (Robertson 2.0 -> 31, OREGO 59 -> 270).
-* OREGO's base is 100 instead of 30: its limit cycle carries phase error from cycle to cycle. Correct
-  solvers at the same tolerances end far from the reference: scipy's BDF 32-130, LSODA 4-38,
-  Rosenbrock23 59 (rtol 1e-3) and 270 (1e-6); Radau and Rodas stay below 1.
+  bound 30 * (1e-3 / rtol)^(1/3) (30 at 1e-3, 300 at 1e-6). Rosenbrock23's E grows 2.5-15x from
+  rtol 1e-3 to 1e-6 here (Robertson 2.0 -> 31, Van der Pol 2.8 -> 35, OREGO 59 -> 270).
+* OREGO's base is 100 instead of 30: its limit cycle carries phase error from cycle to cycle, and
+  correct solvers at the same tolerances end far from the reference: scipy's BDF 32-130 and LSODA
+  4-38 (rtol 1e-3 to 1e-8), Rosenbrock23 59 and 270; Radau and Rodas stay below 1.
+  scripts/stiff_regression_table.py --peers prints the scipy rows next to ours.
 Every bound admits about 10 % error in the largest component at rtol 1e-3 and 0.1 % at 1e-6, so a
 solution on the wrong branch (an O(1) error) fails; test_bounds_reject_order_one_errors checks that
 no case would accept 20 %.
