@@ -209,7 +209,7 @@ def test_f_final_is_reused_as_the_next_f0(duffing):
     first = solve(duffing.f, duffing.y0(), [0.0, 2.0], rtol=1e-6)
     t_end = torch.tensor(2.0, dtype=torch.float64)
     assert torch.allclose(first.f_final, duffing.f(t_end, first.y_final), rtol=0, atol=1e-14)
-    problem = Problem(duffing.f, rtol=1e-6)
+    problem = Problem.from_torch(duffing.f, rtol=1e-6)
     nxt = integrate(problem, get_method("Tsit5"), first.y_final, [2.0, 4.0], dt0=first.dt_next,
                     f0=first.f_final)
     assert nxt.stats.nfe == 6 * (nxt.stats.naccept + nxt.stats.nreject)

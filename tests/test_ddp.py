@@ -1,6 +1,6 @@
-"""Multi-process training with torchrun and DistributedDataParallel (gloo on CPU): both ranks end with the
-same parameters, equal to one process on the same global batch, and a run resumes on a different number
-of ranks. Each torchrun here starts two Python processes, so the module is marked slow."""
+"""Multi-process training with torchrun (gloo on CPU): both ranks end with the same parameters, equal to
+one process on the same global batch, and a run resumes on a different number of ranks. Each torchrun here
+starts two Python processes, so the module is marked slow."""
 from __future__ import annotations
 
 import textwrap
@@ -27,7 +27,9 @@ DRIVER = textwrap.dedent("""
             return _run(self)
         finally:
             info = self.info
-            checks = {"any": D.any_rank(info.rank == 1, info), "sum": D.all_reduce_sum([1.0, 2.0], info),
+            failed = D.agree_on_failure(f"rank {info.rank} failed" if info.rank else None, info)
+            checks = {"failed": [failed.message, failed.origin()],
+                      "sum": D.all_reduce_sum([1.0, 2.0], info),
                       "gathered": D.gather_state(torch.full((1, 2, 1), float(info.rank)), info).flatten().tolist()}
             torch.save({"params": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
                         "checks": checks}, f"{os.environ['DUMP']}.rank{info.rank}.pt")
@@ -35,8 +37,9 @@ DRIVER = textwrap.dedent("""
     from pyjlode.cli import main
     main(sys.argv[1:])
 """)
-# The GRU-ODE (fixed-step RK4, adjoint backward) checks DDP around the custom autograd Function; the
-# LSTM's resume checks that a tuple state (h, c) is gathered and re-split across a change of rank count.
+# The GRU-ODE (fixed-step RK4, adjoint backward) checks gradient averaging through the custom autograd
+# Function; the LSTM's resume checks that a tuple state (h, c) is gathered and re-split across a change of
+# rank count.
 ODE = dict(model="gru-ode", solver="RK4", max_steps=6)
 LSTM = dict(model="lstm", max_steps=6)
 
@@ -67,14 +70,15 @@ def test_two_ranks_agree_with_each_other_and_with_one_process(tmp_path, corpus):
     proc = torchrun(tmp_path, 2, tiny_cli_args(corpus, out, **ODE), str(tmp_path / "p"))
     d0, d1 = torch.load(tmp_path / "p.rank0.pt"), torch.load(tmp_path / "p.rank1.pt")
     r0, r1 = d0["params"], d1["params"]
-    assert max_diff(r0, r1) == 0.0                    # DDP keeps the replicas bit-identical
+    assert max_diff(r0, r1) == 0.0                    # the replicas stay bit-identical
     assert max_diff(r0, single(tmp_path, corpus, ODE)) < 1e-5   # same update as one process, whole batch
     assert max_diff(state_dict(out / "last.pt"), r0) == 0.0
     lines = proc.stdout.splitlines()                  # only rank 0 logs: evaluations at steps 3 and 6
     assert sum(line.startswith("| step") for line in lines) == 2
     assert sum(line.startswith("done (") for line in lines) == 1
     for d in (d0, d1):                                # the helpers agree on every rank
-        assert d["checks"] == {"any": True, "sum": [2.0, 4.0], "gathered": [0.0, 0.0, 1.0, 1.0]}
+        assert d["checks"] == {"failed": ["rank 1 failed", " on rank 1 of 2"], "sum": [2.0, 4.0],
+                               "gathered": [0.0, 0.0, 1.0, 1.0]}
 
 
 def test_resume_on_a_different_number_of_ranks(tmp_path, corpus):

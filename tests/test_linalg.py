@@ -40,10 +40,10 @@ def _reference_rows(f, t, y):
 def test_per_row_jacobian_matches_autograd(n, grad_mode):
     f = _Field(n)
     y = torch.randn(5, n, dtype=torch.float64)
-    problem = Problem(f)
+    problem = Problem.from_torch(f)
     ctx = torch.no_grad() if grad_mode == "no_grad" else torch.enable_grad()
     with ctx:
-        J = linalg.jacobian(problem, 0.3, y, {})
+        J = linalg.Jacobian()(problem, 0.3, y)
     ref = _reference_rows(f, 0.3, y)
     assert J.shape == (5, n, n)
     assert torch.allclose(J, ref, rtol=1e-10, atol=1e-12)
@@ -53,7 +53,7 @@ def test_per_row_jacobian_matches_autograd(n, grad_mode):
 def test_unbatched_jacobian_matches_autograd():
     f = _Field(8)
     y = torch.randn(8, dtype=torch.float64)
-    J = linalg.jacobian(Problem(f), 0.0, y, {})
+    J = linalg.Jacobian()(Problem.from_torch(f), 0.0, y)
     ref = torch.autograd.functional.jacobian(lambda u: f(torch.tensor(0.0, dtype=u.dtype), u), y)
     assert torch.allclose(J, ref, rtol=1e-10, atol=1e-12)
 
@@ -80,9 +80,9 @@ def test_field_that_cannot_be_vmapped_falls_back_to_autograd_loop():
         return _OldStyleTanh.apply(net(y))
 
     y = torch.randn(4, 6, dtype=torch.float64)
-    cache = {}
-    J = linalg.jacobian(Problem(f), 0.0, y, cache)
-    assert cache.get("jac_loop") is True
+    evaluate = linalg.Jacobian()
+    J = evaluate(Problem(f), 0.0, y)
+    assert evaluate.loop is True
     assert torch.allclose(J, _reference_rows(f, 0.0, y), rtol=1e-10, atol=1e-12)
 
 
@@ -90,10 +90,10 @@ def test_analytic_jacobian_shapes():
     A = torch.tensor([[-2.0, 1.0], [0.5, -3.0]], dtype=torch.float64)
     problem = Problem(lambda t, y: y @ A.T, jac=lambda t, y: A)
     y = torch.ones(3, 2, dtype=torch.float64)
-    assert torch.equal(linalg.jacobian(problem, 0.0, y), A.expand(3, 2, 2))  # shared (n, n) is broadcast
+    assert torch.equal(linalg.Jacobian()(problem, 0.0, y), A.expand(3, 2, 2))  # shared (n, n) is broadcast
     bad = Problem(problem.f, jac=lambda t, y: torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"jac\(t, y\) returned shape \(2, 3\)"):
-        linalg.jacobian(bad, 0.0, y)
+        linalg.Jacobian()(bad, 0.0, y)
 
 
 def test_batched_lu_solves_w_without_forming_an_inverse():

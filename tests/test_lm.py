@@ -41,7 +41,7 @@ def test_tie_weights_shares_one_matrix_and_checks_sizes():
 def test_config_rebuilds_the_model():
     model = _lm("gru-ode", rtol=1e-4, tau=0.5)
     cfg = model.config
-    assert isinstance(cfg, ModelConfig) and cfg.ode == SolverConfig(solver="Euler", rtol=1e-4, tau=0.5)
+    assert isinstance(cfg, ModelConfig) and cfg.ode == SolverConfig(solver="Euler", rtol=1e-4, tau=0.5).validate()
     plain = asdict(cfg)                                          # what a checkpoint stores
     twin = LanguageModel.from_config(plain)
     twin.load_state_dict(model.state_dict())

@@ -2,15 +2,15 @@
 
 Claims: quadrature rates kept as outer-product factors integrate to the same totals; a solve with a
 quadrature pays no extra rate evaluation at its start; chained warm-started solves cost about what
-one solve costs; stiff steppers can carry their cache across solves; counters add, subtract
-and copy; ``float_t`` hands the field a Python float.
+one solve costs; counters add, subtract and copy; time reaches the engine's callbacks as a Python
+float and user fields as a 0-d tensor.
 """
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pyjlode.ode.integrate import integrate
+from pyjlode.ode.loop import integrate
 from pyjlode.ode.methods import get_method
 from pyjlode.ode.problem import OuterSum, Problem, SolveStats, materialize
 
@@ -87,24 +87,6 @@ def test_chained_warm_started_solves_cost_about_one_solve():
     assert steps <= 1.25 * (whole.naccept + whole.nreject) + 1
 
 
-def test_a_stiff_cache_carries_its_jacobian_into_the_next_solve():
-    lam = torch.tensor([-1000.0, -1.0], dtype=torch.float64)
-
-    def f(t, y):
-        return lam * y
-
-    def jac(t, y):
-        return torch.diag(lam)
-
-    m, cache = get_method("KenCarp4"), {}
-    p = Problem(f, jac=jac, rtol=1e-6, atol=1e-9)
-    y1 = integrate(p, m, torch.tensor([1.0, 1.0], dtype=torch.float64), [0.0, 0.5], cache=cache).ys[-1]
-    njac = p.stats.njac
-    y2 = integrate(p, m, y1, [0.5, 1.0], cache=cache).ys[-1]
-    assert p.stats.njac == njac                # Newton stayed fast on the linear problem: J reused
-    torch.testing.assert_close(y2, torch.exp(lam) * 1.0, rtol=1e-4, atol=1e-9)
-
-
 def test_counters_copy_add_and_subtract():
     a, b = SolveStats(nfe=7, naccept=2, nlu=1), SolveStats(nfe=3, nreject=1)
     c = a.copy()
@@ -113,15 +95,15 @@ def test_counters_copy_add_and_subtract():
     assert str(b).startswith("nfe=3 njac=0")
 
 
-def test_float_t_hands_the_field_a_python_float():
+def test_engine_callbacks_take_float_time_and_from_torch_hands_a_tensor():
     seen = []
 
     def f(t, y):
         seen.append(t)
         return -y
 
-    integrate(Problem(f, float_t=True, rtol=1e-3, atol=1e-6), get_method("Tsit5"), torch.ones(2), [0.0, 0.3])
+    integrate(Problem(f, rtol=1e-3, atol=1e-6), get_method("Tsit5"), torch.ones(2), [0.0, 0.3])
     assert seen and all(type(t) is float for t in seen)
     seen.clear()
-    integrate(Problem(f, rtol=1e-3, atol=1e-6), get_method("Tsit5"), torch.ones(2), [0.0, 0.3])
-    assert all(isinstance(t, torch.Tensor) and t.dim() == 0 for t in seen)
+    integrate(Problem.from_torch(f, rtol=1e-3, atol=1e-6), get_method("Tsit5"), torch.ones(2), [0.0, 0.3])
+    assert seen and all(isinstance(t, torch.Tensor) and t.dim() == 0 and t.dtype == torch.float32 for t in seen)

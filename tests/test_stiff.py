@@ -141,7 +141,7 @@ def test_quadrature_is_as_accurate_as_the_state(name):
     def f(t, y):
         return torch.stack([-y[0], -1e3 * (y[1] - torch.cos(t))])
 
-    problem = Problem(f, quad=lambda t, y: (y[0] ** 2, t * y[1]), rtol=1e-7, atol=1e-10)
+    problem = Problem.from_torch(f, quad=lambda t, y: (y[0] ** 2, t * y[1]), rtol=1e-7, atol=1e-10)
     sol = integrate(problem, get_method(name), torch.tensor([1.0, 0.0], dtype=torch.float64), [0.0, 1.0])
     aug = solve_ivp(lambda t, u: [-u[0], -1e3 * (u[1] - math.cos(t)), u[0] ** 2, t * u[1]],
                     (0.0, 1.0), [1.0, 0.0, 0.0, 0.0], method="Radau", rtol=1e-12, atol=1e-14)
@@ -162,10 +162,11 @@ def test_rosenbrock23_estimate_tracks_the_true_error_for_nonautonomous_f():
         return -y + torch.sin(3 * t) + t * t
 
     t0, y0 = 0.3, torch.tensor([0.7], dtype=torch.float64)
-    method = get_method("Rosenbrock23")
+    stepper = get_method("Rosenbrock23").stepper
     for h in (0.05, 0.025):
-        problem = Problem(f)
-        res = method.step(problem, method, t0, y0, problem.f_eval(t0, y0), h, {})
+        problem = Problem.from_torch(f)
+        f0 = problem.f_eval(t0, y0)
+        res, _ = stepper.step(problem, t0, y0, f0, h, stepper.init(problem, t0, y0, f0), rejected=False)
         fine = solve(f, y0, [t0, t0 + h], solver="Tsit5", rtol=1e-13, atol=1e-15).ys[-1]
         ratio = float(res.err / (res.y1 - fine))
         assert 0.9 < abs(ratio) < 1.1, f"h={h}: estimate/true error = {ratio:.3g}"
@@ -188,7 +189,9 @@ def test_esdirk_estimate_is_shampine_filtered_not_gamma_dt_scaled(name):
 
     problem = Problem(lambda t, y: lam * y, rtol=1e-13, atol=1e-15)
     y0 = torch.tensor([1.0], dtype=torch.float64)
-    res = method.step(problem, method, 0.0, y0, problem.f_eval(0.0, y0), dt, {})
+    f0 = problem.f_eval(0.0, y0)
+    res, _ = method.stepper.step(problem, 0.0, y0, f0, dt, method.stepper.init(problem, 0.0, y0, f0),
+                                 rejected=False)
     assert res.ok
     assert float(res.y1) == pytest.approx(float(R), rel=1e-10)
     assert abs(float(res.err)) == pytest.approx(abs(expected), rel=1e-8)

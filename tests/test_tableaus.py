@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 
 from pyjlode.ode import SOLVERS, ButcherTableau, RosenbrockTableau
 from pyjlode.ode.methods.explicit import DP5, TSIT5
@@ -104,14 +103,16 @@ def test_rosenbrock_structure(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_to_returns_cached_tensors(name, dtype):
-    tab = SOLVERS[name].tableau
-    t1, t2 = tab.to(dtype), tab.to(dtype, "cpu")
-    assert t1 is t2
-    assert t1["b"].dtype == dtype and t1["A"].shape == (tab.stages, tab.stages)
-    assert torch.allclose(t1["c"].double(), torch.tensor([float(x) for x in tab.c], dtype=torch.float64),
-                          atol=1e-7 if dtype == torch.float32 else 1e-15)
+def test_stepper_plan_is_the_tableau_in_floats(name):
+    m = SOLVERS[name]
+    plan, tab = m.stepper.plan, m.tableau
+    assert plan.name == name and plan.c == tuple(float(x) for x in tab.c)
+    dense_b = [0.0] * tab.stages
+    for j, v in plan.b:
+        dense_b[j] = v
+    assert dense_b == pytest.approx([float(x) for x in tab.b], rel=0, abs=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.c = ()
 
 
 def test_fsal_is_derived():

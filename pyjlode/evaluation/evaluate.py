@@ -29,7 +29,7 @@ def evaluate_nll(model, data: torch.Tensor, bptt: int, info=None, progress: bool
     """Mean next-token NLL (nats) over a batchified (T, B) stream, state carried across windows.
 
     Args:
-        model: a LanguageModel (or its DDP wrapper); put in eval mode for the call and restored after.
+        model: a LanguageModel; put in eval mode for the call and restored after.
         data: (T, B) token ids.
         bptt: window length (only bounds memory; the state is carried, so the result barely depends on it).
         info: a DistInfo; totals are summed over ranks when several share the work.

@@ -38,12 +38,27 @@ class _RunStats:
         return self.forward, self.backward
 
 
+def initial_log_tau(hidden_size: int, tau_min: float, tau_max: float) -> Tensor:
+    """log tau of H units spaced evenly in log between tau_min and tau_max, both ends included.
+
+    Log-uniform because time scales act multiplicatively (e^{-t/tau}): each decade of the range gets the
+    same number of units. An evenly spaced grid rather than random draws covers both ends for any H and
+    is the same for every seed; the units are exchangeable (their weights are i.i.d.), so the order of
+    the grid carries no meaning. One unit gets the geometric mean.
+    """
+    lo, hi = math.log(tau_min), math.log(tau_max)
+    if hidden_size == 1:
+        return torch.full((1,), (lo + hi) / 2)
+    return torch.linspace(lo, hi, hidden_size)
+
+
 class GRUODECell(nn.Module):
     """One GRU-ODE layer: ``h1 = cell(x, h)`` evolves h over one token interval of length ``dt``.
 
     Parameters mirror one layer of ``torch.nn.GRU`` (weight_ih (3H, I), weight_hh (3H, H), bias_ih,
     bias_hh; rows r, z, n), so parameter counts match the GRU baseline exactly; ``learn_tau`` adds
-    ``log_tau`` (H,), one time constant per unit (tau = exp(log_tau) stays positive).
+    ``log_tau`` (H,), one time constant per unit: tau = exp(log_tau) stays positive and a gradient step
+    changes it by a factor, the same relative change at tau = 0.01 as at tau = 1.
 
     Args:
         input_size, hidden_size: I and H.
@@ -51,7 +66,8 @@ class GRUODECell(nn.Module):
             defaults), changed by any SolverConfig fields given as keywords: ``solver`` ("Euler" takes
             exactly one step of size dt per token with plain autograd, see :meth:`_euler`),
             ``backward_solver``, ``sensealg`` ("direct" backpropagates through the solver's operations),
-            ``rtol``, ``atol``, ``dt``, ``tau``, ``learn_tau`` (a per-unit tau, initialised at ``tau``),
+            ``rtol``, ``atol``, ``dt``, ``tau``, ``learn_tau`` (a per-unit tau, initialised by
+            :func:`initial_log_tau` over ``tau_min``..``tau_max``, whose missing ends are ``tau``),
             ``reset_after`` (False: the seed's g = tanh(c_h + U_h (r ⊙ h)); True: PyTorch's
             g = tanh(c_h + r ⊙ (U_h h + b_hn))), ``backend`` ("torch" or "julia").
     """
@@ -69,20 +85,26 @@ class GRUODECell(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(3 * H, H))
         self.bias_ih = nn.Parameter(torch.empty(3 * H))
         self.bias_hh = nn.Parameter(torch.empty(3 * H))
-        self.log_tau = nn.Parameter(torch.full((H,), math.log(cfg.tau))) if cfg.learn_tau else None
+        self.log_tau = nn.Parameter(torch.empty(H)) if cfg.learn_tau else None
         self.reset_parameters()
         self.last_stats = _RunStats()
 
     def reset_parameters(self) -> None:
-        """U(-1/sqrt(H), 1/sqrt(H)), as torch.nn.GRU initialises."""
+        """Weights U(-1/sqrt(H), 1/sqrt(H)), as torch.nn.GRU initialises; a learned tau on its grid
+        (:func:`initial_log_tau`, which draws no random numbers: the weights are those of a fixed-tau
+        layer with the same seed)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
             nn.init.uniform_(p, -bound, bound)
+        if self.log_tau is not None:
+            with torch.no_grad():
+                self.log_tau.copy_(initial_log_tau(self.hidden_size, *self.config.tau_range()))
 
     def extra_repr(self) -> str:
         cfg = self.config
+        tau = "learned, initially {:g}..{:g}".format(*cfg.tau_range()) if cfg.learn_tau else cfg.tau
         return (f"{self.input_size}, {self.hidden_size}, solver={cfg.solver}, dt={cfg.dt}, "
-                f"tau={cfg.tau}, reset_after={cfg.reset_after}")
+                f"tau={tau}, reset_after={cfg.reset_after}")
 
     # ------------------------------------------------------------------ pieces of the field
     @property

@@ -42,8 +42,16 @@ class SolverConfig:
     rtol: float = field(default=1e-3, metadata=flag("GRU-ODE relative tolerance."))
     atol: float = field(default=1e-5, metadata=flag("GRU-ODE absolute tolerance."))
     dt: float = 1.0                 # length of one token's time interval
-    tau: float = field(default=1.0, metadata=flag("GRU-ODE time constant tau (dh/dt is divided by it)."))
-    learn_tau: bool = False         # learn one tau per hidden unit, starting at tau
+    tau: float = field(default=1.0, metadata=flag(
+        "GRU-ODE time constant tau (dh/dt is divided by it). With --learn-tau: the end of the initial "
+        "range that --tau-min or --tau-max leaves out (alone, every unit starts at tau)."))
+    learn_tau: bool = field(default=False, metadata=flag(
+        "Learn one time constant per hidden unit (as log tau, so it stays positive), initialised "
+        "log-uniformly over [--tau-min, --tau-max]."))
+    tau_min: float | None = field(default=None, metadata=flag(
+        "Smallest initial tau with --learn-tau.", default_text="same as --tau"))   # None: tau
+    tau_max: float | None = field(default=None, metadata=flag(
+        "Largest initial tau with --learn-tau.", default_text="same as --tau"))   # None: tau
     reset_after: bool = False       # PyTorch's candidate tanh(c_h + r (U_h h + b_hn)) instead of the seed's
     backend: str = field(default="torch", metadata=flag(
         "Engine for the GRU-ODE solves; julia needs `pip install pyjlode[julia]`.", choices=BACKENDS))
@@ -76,15 +84,37 @@ class SolverConfig:
             other = [b for b, names in SENSEALGS.items() if sensealg in names]
             hint = f"`sensealg` {sensealg} needs `backend` {other[0]}" if other else f"unknown `sensealg` {sensealg!r}"
             raise InputError(f"{hint}; choose from ({SENSEALG_CHOICES})")
-        for name in ("rtol", "atol", "dt", "tau"):
+        for name in ("rtol", "atol", "dt", "tau", "tau_min", "tau_max"):
             value = getattr(self, name)
+            if value is None and name in ("tau_min", "tau_max"):
+                continue
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"`{name}` must be a positive number, got {value!r}")
+        self._validate_tau_range()
         if self.backend == "julia":
             self._validate_julia(solver, backward, sensealg)
         return replace(self, solver=solver, backward_solver=backward, sensealg=sensealg,
                        rtol=float(self.rtol), atol=float(self.atol),
-                       dt=float(self.dt), tau=float(self.tau))
+                       dt=float(self.dt), tau=float(self.tau),
+                       tau_min=None if self.tau_min is None else float(self.tau_min),
+                       tau_max=None if self.tau_max is None else float(self.tau_max))
+
+    def tau_range(self) -> tuple[float, float]:
+        """The initial (tau_min, tau_max) of a learned tau; an end that is not set is ``tau``."""
+        return (self.tau if self.tau_min is None else self.tau_min,
+                self.tau if self.tau_max is None else self.tau_max)
+
+    def _validate_tau_range(self) -> None:
+        if self.tau_min is None and self.tau_max is None:
+            return
+        if not self.learn_tau:
+            raise InputError("`tau_min`/`tau_max` set the initial spread of a learned tau; "
+                             "add `learn_tau` or drop them")
+        lo, hi = self.tau_range()
+        if lo > hi:
+            filled = " (`tau` stands in for the end not given)" if None in (self.tau_min, self.tau_max) else ""
+            raise InputError(f"`tau_min` {lo:g} is above `tau_max` {hi:g}{filled}; "
+                             "give 0 < `tau_min` <= `tau_max`")
 
     def _validate_julia(self, solver: str, backward: str | None, sensealg: str) -> None:
         if self.learn_tau:

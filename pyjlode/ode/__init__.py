@@ -3,9 +3,11 @@ from .api import odeint as odeint, solve as solve
 from .errors import (MaxStepsExceeded as MaxStepsExceeded, NewtonFailure as NewtonFailure,
                      NonFiniteState as NonFiniteState, SolverError as SolverError,
                      StepSizeUnderflow as StepSizeUnderflow)
-from .integrate import Solution as Solution, integrate as integrate
+from .loop import integrate as integrate
 from .methods import SOLVERS as SOLVERS, Method as Method, get_method as get_method
-from .problem import Problem as Problem, SolveStats as SolveStats, StepResult as StepResult
+from .problem import Problem as Problem, SolveStats as SolveStats
+from .solution import Solution as Solution
+from .steppers import StepResult as StepResult
 from .tableaus import ButcherTableau as ButcherTableau, RosenbrockTableau as RosenbrockTableau
 
 __all__ = ["solve", "odeint", "integrate", "Solution", "SOLVERS", "Method", "get_method", "Problem",

@@ -28,7 +28,7 @@ from torch.autograd.function import once_differentiable
 from .adjoint_dynamics import (AutogradVJP, DenseState, UserVJP, backsolve_problem, forward_jacobian,
                                interpolating_problem)
 from .api import _check_inputs, _check_times
-from .integrate import integrate
+from .loop import integrate
 from .methods import Method, get_method
 from .problem import Problem, SolveStats
 
@@ -90,7 +90,7 @@ class AdjointConfig:
 
 def _forward_solve(cfg: AdjointConfig, y0: Tensor, dense: bool):
     """The forward solve (never recorded by autograd); fills cfg.stats.forward and dt_next."""
-    problem = Problem(cfg.f, jac=cfg.jac, rtol=cfg.rtol, atol=cfg.atol)
+    problem = Problem.from_torch(cfg.f, jac=cfg.jac, rtol=cfg.rtol, atol=cfg.atol)
     with torch.no_grad():
         sol = integrate(problem, cfg.method, y0, cfg.ts, dt0=cfg.dt0, max_steps=cfg.max_steps,
                         norm=cfg.norm, dense=dense)

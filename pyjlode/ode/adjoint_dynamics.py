@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .dense import hermite_eval
-from .linalg import jacobian as _autodiff_jacobian
+from .linalg import Jacobian
 from .problem import Problem
 
 
@@ -162,28 +162,8 @@ def forward_jacobian(f: Callable, jac: Optional[Callable]) -> Callable:
     """``J(t, y)`` (t a float) of the forward field: the user's ``jac`` or linalg's autodiff."""
     if jac is not None:
         return lambda t, y: jac(_t_tensor(t, y), y)
-    aux, cache = Problem(f), {}   # aux.stats absorbs linalg's njac; the adjoint counts its own
-    return lambda t, y: _autodiff_jacobian(aux, t, y, cache)
-
-
-class ReversedProblem(Problem):
-    """A Problem in reversed time s = -t whose callbacks take s as a Python float.
-
-    The engine hands the f/fq/quad hooks a float here instead of a 0-d tensor, so the backward
-    never round-trips time through a tensor (a device sync per stage on GPU). ``jac`` may still
-    be called with a 0-d tensor (by linalg.jacobian) and accepts both.
-    """
-
-    def f_eval(self, t: float, y: Tensor) -> Tensor:
-        self.stats.nfe += 1
-        return self.f(t, y)
-
-    def fq_eval(self, t: float, y: Tensor) -> tuple[Tensor, tuple]:
-        self.stats.nfe += 1
-        return self.fq(t, y)
-
-    def q_eval(self, t: float, y: Tensor) -> tuple:
-        return self.quad(t, y)
+    aux, evaluate = Problem.from_torch(f), Jacobian()   # aux.stats absorbs njac; the adjoint counts its own
+    return lambda t, y: evaluate(aux, t, y)
 
 
 def interpolating_problem(dense: DenseState, vjp, jac_fwd: Optional[Callable], with_quad: bool,
@@ -199,11 +179,10 @@ def interpolating_problem(dense: DenseState, vjp, jac_fwd: Optional[Callable], w
     def quad(s: float, a):
         return vjp.param(-s, dense(-s), a)
 
-    def jac(s, a):
-        t = -float(s)
-        return jac_fwd(t, dense(t)).transpose(-1, -2)
+    def jac(s: float, a):
+        return jac_fwd(-s, dense(-s)).transpose(-1, -2)
 
-    return ReversedProblem(f, jac=jac if jac_fwd is not None else None, fq=fq if with_quad else None,
+    return Problem(f, jac=jac if jac_fwd is not None else None, fq=fq if with_quad else None,
                            quad=quad if with_quad else None, rtol=rtol, atol=atol)
 
 
@@ -227,12 +206,12 @@ def backsolve_problem(n: int, vjp, jac_fwd: Optional[Callable], with_quad: bool,
     def quad(s: float, z):
         return vjp.param(-s, z[..., :n], z[..., n:])
 
-    def jac(s, z):
-        J = jac_fwd(-float(s), z[..., :n])
+    def jac(s: float, z):
+        J = jac_fwd(-s, z[..., :n])
         out = J.new_zeros(*J.shape[:-2], 2 * n, 2 * n)
         out[..., :n, :n] = -J
         out[..., n:, n:] = J.transpose(-1, -2)
         return out
 
-    return ReversedProblem(f, jac=jac if jac_fwd is not None else None, fq=fq if with_quad else None,
+    return Problem(f, jac=jac if jac_fwd is not None else None, fq=fq if with_quad else None,
                            quad=quad if with_quad else None, rtol=rtol, atol=atol)

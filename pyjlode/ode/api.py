@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from .integrate import Solution, integrate
+from .loop import integrate
 from .methods import get_method
 from .problem import Problem
+from .solution import Solution
 
 _NORMS = ("rms", "rows")
 
@@ -71,7 +72,7 @@ def solve(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, solver:
         norm: ``"rms"`` over all elements, or ``"rows"``: every batch row meets the tolerance.
 
     Returns:
-        :class:`~pyjlode.ode.integrate.Solution` with ``.ts``, ``.ys``, ``.stats`` and dense output.
+        :class:`~pyjlode.ode.solution.Solution` with ``.ts``, ``.ys``, ``.stats`` and dense output.
 
     Raises:
         ValueError: bad input (one line naming the problem and the fix).
@@ -80,7 +81,7 @@ def solve(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, solver:
     method = get_method(solver)
     ts = _check_times(t)
     _check_inputs(method, y0, rtol, atol, dt, adaptive, norm, max_steps)
-    problem = Problem(f, jac=jac, rtol=float(rtol), atol=float(atol))
+    problem = Problem.from_torch(f, jac=jac, rtol=float(rtol), atol=float(atol))
     return integrate(problem, method, y0, ts, dt0=dt, adaptive=adaptive, max_steps=max_steps, norm=norm)
 
 

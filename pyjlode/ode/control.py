@@ -45,7 +45,7 @@ class PIController:
 
     ``q = EEst^beta1 / errold^beta2 / safety``, clipped to ``[1/qmax, 1/qmin]``, and the
     new step is ``dt / q``. A q inside the dead-band ``[qsteady_min, qsteady_max]`` keeps
-    dt unchanged (implicit methods use 1..1.2 to avoid refactorising W). On the first
+    dt unchanged (ESDIRK steppers use 1..1.2 to avoid refactorising W). On the first
     step the growth bound is ``qmax_first`` (a heuristic first dt may be far too small).
     """
 
@@ -61,11 +61,10 @@ class PIController:
     errold: float = field(default=1e-4, init=False)
 
     @classmethod
-    def for_order(cls, order: int, implicit: bool = False, **overrides) -> "PIController":
-        """Default gains ``beta1 = 7/(10p)``, ``beta2 = 2/(5p)`` for a method of order p."""
-        opts = dict(beta1=0.7 / order, beta2=0.4 / order, qsteady_max=1.2 if implicit else 1.0)
-        opts.update(overrides)
-        return cls(**opts)
+    def for_method(cls, method) -> "PIController":
+        """Gains ``beta1 = 7/(10p)``, ``beta2 = 2/(5p)`` for a method of order p; its stepper's dead-band."""
+        return cls(beta1=0.7 / method.order, beta2=0.4 / method.order,
+                   qsteady_max=method.stepper.qsteady_max)
 
     def __post_init__(self):
         self.errold = self.qoldinit

@@ -4,8 +4,8 @@ A state ``y`` of shape ``(n,)`` is one system with Jacobian ``(n, n)``; ``(B, n)
 independent systems, so the Jacobian is block diagonal and only the ``(B, n, n)`` blocks are
 stored, factorised and solved (never a dense ``(B*n)^2`` matrix).
 
-Sign convention used by every stiff stepper here: ``W = I - gdt * J`` with ``gdt = gamma * dt``
-(OrdinaryDiffEq's ``J - I/gdt`` is ``-W/gdt``).
+The engine's one W convention, used by every stiff stepper and every docstring: ``W = I - gdt * J``
+with ``gdt = gamma * dt`` (OrdinaryDiffEq's ``J - I/gdt`` is ``-W/gdt``; the stage solutions are the same).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-__all__ = ["jacobian", "time_derivative", "WFactor", "factor_w", "solve_w", "w_is_stale"]
+__all__ = ["Jacobian", "time_derivative", "WFactor", "factor_w", "solve_w", "w_is_stale"]
 
 # Up to this state size a plain autograd loop (n backward passes) beats torch.func's per-call
 # overhead (and skips its one-time import of torch._dynamo, seconds on a loaded CPU).
@@ -27,41 +27,37 @@ LOOP_MAX_N = 4
 FORWARD_MODE_MIN_N = 64
 
 
-def _t_tensor(t: float, y: Tensor) -> Tensor:
-    return torch.scalar_tensor(t, dtype=y.dtype, device=y.device)
-
-
-def jacobian(problem, t: float, y: Tensor, cache: dict | None = None) -> Tensor:
-    """Jacobian of ``problem.f`` w.r.t. ``y`` at ``(t, y)``, one block per row of a batch.
+class Jacobian:
+    """Evaluates per-row Jacobians of ``problem.f``; one per stepper state.
 
     Uses ``problem.jac`` when given (``(n, n)`` for 1-D ``y``; ``(B, n, n)`` or a shared ``(n, n)``
     for batched ``y``), else ``torch.func``: the one-hot directions are broadcast across the batch,
-    which yields each row's own Jacobian because rows are independent. ``f`` never needs to accept
-    an unbatched input. Counts ``problem.stats.njac``; never records an autograd graph.
-
-    Args:
-        problem: the ``Problem`` (``f``, optional ``jac``, ``stats``).
-        t: time (float64 Python float).
-        y: state, ``(n,)`` or ``(B, n)``.
-        cache: the stepper's cache; remembers a fallback to plain autograd when ``f`` cannot be
-            vmapped.
-
-    Returns:
-        ``(n, n)`` or ``(B, n, n)`` tensor of ``y``'s dtype.
+    which yields each row's own Jacobian because rows are independent, so ``f`` never needs to
+    accept an unbatched input. ``loop`` records that ``f`` could not be vmapped, so later calls go
+    straight to the plain autograd loop.
     """
-    problem.stats.njac += 1
-    tt = _t_tensor(t, y)
-    y = y.detach()
-    with torch.no_grad():
-        if problem.jac is not None:
-            return _checked(problem.jac(tt, y), y)
-        if y.shape[-1] > LOOP_MAX_N and not (cache is not None and cache.get("jac_loop", False)):
-            try:
-                return _func_jacobian(problem.f, tt, y)
-            except (RuntimeError, NotImplementedError, ValueError, TypeError):
-                if cache is not None:
-                    cache["jac_loop"] = True
-        return _loop_jacobian(problem.f, tt, y)
+
+    __slots__ = ("loop",)
+
+    def __init__(self):
+        self.loop = False
+
+    def __call__(self, problem, t: float, y: Tensor) -> Tensor:
+        """``(n, n)`` or ``(B, n, n)`` Jacobian at ``(t, y)`` of ``y``'s dtype.
+
+        Counts ``problem.stats.njac``; never records an autograd graph.
+        """
+        problem.stats.njac += 1
+        y = y.detach()
+        with torch.no_grad():
+            if problem.jac is not None:
+                return _checked(problem.jac(t, y), y)
+            if y.shape[-1] > LOOP_MAX_N and not self.loop:
+                try:
+                    return _func_jacobian(problem.f, t, y)
+                except (RuntimeError, NotImplementedError, ValueError, TypeError):
+                    self.loop = True
+            return _loop_jacobian(problem.f, t, y)
 
 
 def _checked(J: Tensor, y: Tensor) -> Tensor:
@@ -82,9 +78,9 @@ def _directions(y: Tensor) -> Tensor:
     return eye if y.dim() == 1 else eye.unsqueeze(1).expand(n, *y.shape)
 
 
-def _func_jacobian(f, tt: Tensor, y: Tensor) -> Tensor:
+def _func_jacobian(f, t: float, y: Tensor) -> Tensor:
     def fy(u):
-        return f(tt, u)
+        return f(t, u)
 
     dirs = _directions(y)
     if y.shape[-1] >= FORWARD_MODE_MIN_N:
@@ -95,26 +91,26 @@ def _func_jacobian(f, tt: Tensor, y: Tensor) -> Tensor:
     return rows.movedim(0, -2)
 
 
-def _loop_jacobian(f, tt: Tensor, y: Tensor) -> Tensor:
+def _loop_jacobian(f, t: float, y: Tensor) -> Tensor:
     """Plain autograd, one backward pass per state component (for f that vmap cannot trace)."""
     with torch.enable_grad():
         u = y.clone().requires_grad_(True)
-        out = f(tt, u)
+        out = f(t, u)
         rows = [torch.autograd.grad(out, u, d, retain_graph=True, allow_unused=True)[0]
                 for d in _directions(y)]
     rows = [torch.zeros_like(y) if r is None else r for r in rows]
     return torch.stack(rows, dim=-2)
 
 
-def time_derivative(problem, t: float, y: Tensor, f0: Tensor, dt: float) -> Tensor | None:
+def time_derivative(problem, t: float, y: Tensor, f0: Tensor, dt: float) -> Tensor:
     """``∂f/∂t`` at ``(t, y)`` by a forward difference (one counted f evaluation).
 
-    A difference rather than forward-mode AD in ``t`` because vector fields often use ``t`` as a
-    plain float (e.g. the adjoint's dense-output lookup of y(t)), which AD would see as constant.
-    Returns ``None`` (skipping the evaluation) when ``problem.autonomous`` is set.
+    A difference rather than forward-mode AD in ``t`` because the engine's callbacks take ``t`` as
+    a Python float (e.g. the adjoint's dense-output lookup of y(t)), which AD would see as constant.
+    The step ``delta`` points into the interval being integrated, so at a kink of a piecewise
+    smooth f (the adjoint's field at a forward step boundary) this is the one-sided derivative of
+    the side the step lives on.
     """
-    if getattr(problem, "autonomous", False):
-        return None
     eps = torch.finfo(y.dtype).eps
     delta = math.sqrt(eps) * max(1.0, abs(t))
     delta = math.copysign(delta, dt)  # step into the interval being integrated

@@ -1,8 +1,8 @@
-"""The problem an integration solves, its counters, and one step's result."""
+"""The problem an integration solves, its counters, and lazily summed quadrature rates."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -48,15 +48,14 @@ _STAT_NAMES = tuple(f.name for f in fields(SolveStats))
 
 @dataclass
 class Problem:
-    """An ODE dy/dt = f(t, y) with its tolerances and counters.
+    """An ODE dy/dt = f(t, y) with its tolerances and counters, as the engine sees it.
 
-    ``f`` receives t as a 0-d tensor of y's dtype and device (torchdiffeq
-    convention); times are Python floats everywhere else. ``quad`` gives rates of
-    extra quantities integrated along accepted steps but not part of the state
-    (the adjoint's parameter gradients); ``fq`` optionally computes f and those
-    rates together. ``float_t=True`` hands f, fq and quad the Python float instead: for
-    internal fields that only look t up (the adjoint's dense output), which then skip a
-    tensor build per call and, on CUDA, the sync of reading it back.
+    Inside the engine time is a Python float, and every callback here receives t as one:
+    ``f(t, y)``, ``jac(t, y)``, ``fq(t, y)`` and ``quad(t, y)``. Fields written in torchdiffeq's
+    convention (t a 0-d tensor) enter through :meth:`from_torch`, which converts at that one
+    boundary. ``quad`` gives rates of extra quantities integrated along accepted steps but not
+    part of the state (the adjoint's parameter gradients); ``fq`` optionally computes f and
+    those rates together.
     """
 
     f: Callable
@@ -66,38 +65,49 @@ class Problem:
     rtol: float = 1e-6
     atol: float = 1e-8
     stats: SolveStats = field(default_factory=SolveStats)
-    float_t: bool = False
+
+    @classmethod
+    def from_torch(cls, f: Callable, *, jac: Optional[Callable] = None, fq: Optional[Callable] = None,
+                   quad: Optional[Callable] = None, **kwargs) -> "Problem":
+        """A Problem over callbacks that take t as a 0-d tensor of y's dtype and device."""
+        return cls(_tensor_time(f), jac=_tensor_time(jac), fq=_tensor_time(fq), quad=_tensor_time(quad),
+                   **kwargs)
 
     @property
     def has_quad(self) -> bool:
         return self.quad is not None or self.fq is not None
 
-    def _t(self, t: float, y: Tensor):
-        if self.float_t:
-            return t
-        # scalar_tensor fills on the device: no host-to-device copy on CUDA.
-        return torch.scalar_tensor(t, dtype=y.dtype, device=y.device)
-
     def f_eval(self, t: float, y: Tensor) -> Tensor:
         """f(t, y), counting one function evaluation."""
         self.stats.nfe += 1
-        return self.f(self._t(t, y), y)
+        return self.f(t, y)
 
     def fq_eval(self, t: float, y: Tensor) -> tuple[Tensor, tuple]:
         """(f(t, y), quad rates), through ``fq`` when given; counts one evaluation."""
         self.stats.nfe += 1
-        tt = self._t(t, y)
         if self.fq is not None:
-            dy, q = self.fq(tt, y)
+            dy, q = self.fq(t, y)
             return dy, tuple(q)
-        dy = self.f(tt, y)
-        return dy, tuple(self.quad(tt, y)) if self.quad is not None else ()
+        dy = self.f(t, y)
+        return dy, tuple(self.quad(t, y)) if self.quad is not None else ()
 
     def q_eval(self, t: float, y: Tensor) -> tuple:
         """The quad rates alone (not counted as a function evaluation)."""
         if self.quad is None:
-            return tuple(self.fq(self._t(t, y), y)[1])
-        return tuple(self.quad(self._t(t, y), y))
+            return tuple(self.fq(t, y)[1])
+        return tuple(self.quad(t, y))
+
+
+def _tensor_time(fn: Optional[Callable]) -> Optional[Callable]:
+    """``fn(t_tensor, y)`` called as ``g(t_float, y)``; None stays None."""
+    if fn is None:
+        return None
+
+    def call(t: float, y: Tensor):
+        # scalar_tensor fills on the device: no host-to-device copy on CUDA.
+        return fn(torch.scalar_tensor(t, dtype=y.dtype, device=y.device), y)
+
+    return call
 
 
 class OuterSum:
@@ -108,7 +118,7 @@ class OuterSum:
     sums its weighted stage rates by collecting factors, and ``materialize`` pays one large
     matmul per block at the end of the solve instead of a small matmul plus a full-size add
     per stage. It supports what the steppers do with rates: ``rate * s``, ``acc.add_(rate,
-    alpha=s)`` and ``a + b``; :func:`~pyjlode.ode.integrate.integrate` materialises totals.
+    alpha=s)`` and ``a + b``; :func:`~pyjlode.ode.loop.integrate` materialises totals.
 
     Args:
         shape: shape of the matrix it stands for.
@@ -159,21 +169,3 @@ class OuterSum:
 def materialize(x):
     """``x`` as a tensor (an :class:`OuterSum` is evaluated; anything else passes through)."""
     return x.materialize() if isinstance(x, OuterSum) else x
-
-
-class StepResult(NamedTuple):
-    """One attempted step from t to t + dt.
-
-    Attributes:
-        y1: solution at t + dt.
-        f1: f(t + dt, y1), the next step's f0 (FSAL or computed).
-        err: local error estimate shaped like y, or None without an embedded pair.
-        q: quadrature increment over the step, or None when the problem has no quad.
-        ok: False when an implicit solve failed; the loop then halves dt and retries.
-    """
-
-    y1: Tensor
-    f1: Tensor
-    err: Optional[Tensor]
-    q: Optional[tuple]
-    ok: bool = True

@@ -1,8 +1,8 @@
 """Frozen, self-checking coefficient tables for the Runge-Kutta families.
 
 Coefficients are stored exactly as their source prints them (``Fraction`` where
-the paper gives rationals, published decimals otherwise); tensors are built
-lazily per (dtype, device) by ``.to`` and cached on the instance.
+the paper gives rationals, published decimals otherwise). The steppers turn a
+tableau into the Python floats they compute with once, in their own frozen plan.
 """
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Sequence, Union
-
-import torch
 
 Number = Union[float, int, Fraction]
 
@@ -42,41 +40,8 @@ def _check_sum(what: str, name: str, row: Sequence[Number], target: Number) -> N
         raise ValueError(f"tableau {name}: {what} sums to {float(total)!r}, expected {float(target)!r}")
 
 
-class _TensorCache:
-    """Mixin: ``to(dtype, device)`` returns the float fields as cached tensors."""
-
-    _tensor_fields: tuple[str, ...] = ()
-
-    def to(self, dtype: torch.dtype, device: torch.device | str | None = None) -> dict[str, Any]:
-        """Tensors of this tableau's coefficients on (dtype, device), built once.
-
-        Returns:
-            dict mapping each coefficient name to a tensor (``None`` fields stay None),
-            plus ``<name>_f``: the same values as tuples of Python floats, which the
-            step functions use as scalar ``alpha`` arguments without host syncs.
-        """
-        device = torch.device("cpu") if device is None else torch.device(device)
-        key = (dtype, device)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = {}
-            for name in self._tensor_fields:
-                v = getattr(self, name)
-                floats = None if v is None else _as_float(v)
-                cached[name + "_f"] = floats
-                cached[name] = None if v is None else torch.tensor(floats, dtype=dtype, device=device)
-            self._cache[key] = cached
-        return cached
-
-
-def _as_float(v):
-    if isinstance(v, tuple):
-        return tuple(_as_float(x) for x in v)
-    return float(v)
-
-
 @dataclass(frozen=True, kw_only=True)
-class ButcherTableau(_TensorCache):
+class ButcherTableau:
     """Butcher tableau of an explicit or ESDIRK Runge-Kutta method.
 
     Layout (s stages, A lower triangular)::
@@ -120,9 +85,6 @@ class ButcherTableau(_TensorCache):
     b_err: tuple | None = field(init=False, default=None)
     fsal: bool = field(init=False, default=False)
     kind: str = field(init=False, default="explicit")
-    _cache: dict = field(init=False, default_factory=dict, repr=False, compare=False)
-
-    _tensor_fields = ("A", "b", "c", "b_hat", "b_err")
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -164,18 +126,19 @@ class ButcherTableau(_TensorCache):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RosenbrockTableau(_TensorCache):
+class RosenbrockTableau:
     """Rosenbrock method in the W-transformed form of OrdinaryDiffEq's ``RodasTableau``.
 
-    With W = J - I/(gamma dt), for stage i = 1..s::
+    With W = I - gamma dt J (the engine's one convention), for stage i = 1..s::
 
         u_i   = u_n + sum_{j<i} A[i][j] k_j
         rhs_i = f(t + c_i dt, u_i) + dt d_i df/dt + sum_{j<i} (C[i][j]/dt) k_j
-        k_i   = W \\ (-rhs_i)
+        W k_i = gamma dt rhs_i
 
-    then ``u_{n+1} = u_n + sum b_i k_i`` and ``err = sum (b - b_hat)_i k_i``.
-    The transformed A and C are not classical Butcher coefficients, so only the
-    shapes, strict lower triangularity and ``c[0] == 0`` can be checked.
+    (OrdinaryDiffEq solves ``(J - I/(gamma dt)) k_i = -rhs_i`` for the same k_i), then
+    ``u_{n+1} = u_n + sum b_i k_i`` and ``err = sum (b - b_hat)_i k_i``. The transformed A and C
+    are not classical Butcher coefficients, so only the shapes, strict lower triangularity and
+    ``c[0] == 0`` can be checked.
 
     Attributes:
         name, A, C, gamma, c, d, b, b_hat, order, embedded_order, source: as above.
@@ -197,9 +160,6 @@ class RosenbrockTableau(_TensorCache):
     b_err: tuple | None = field(init=False, default=None)
     kind: str = field(init=False, default="rosenbrock")
     fsal: bool = field(init=False, default=False)
-    _cache: dict = field(init=False, default_factory=dict, repr=False, compare=False)
-
-    _tensor_fields = ("A", "C", "c", "d", "b", "b_hat", "b_err")
 
     def __post_init__(self):
         set_ = object.__setattr__

@@ -1,18 +1,25 @@
-"""Process-group helpers for multi-process training with torchrun and DistributedDataParallel.
+"""Process-group helpers for multi-process training with torchrun (data parallel, gloo or nccl).
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them everything here is a
 no-op for one process, so the training loop calls the same functions either way.
 
 Sharding: the global batch is batchified once into a (T, B) stream of B columns; rank r of N takes the
-contiguous block of B/N columns ``[r*B/N, (r+1)*B/N)``. Each rank's loss is the mean over its tokens and DDP
-averages gradients, so the update equals that of one process on the whole (T, B) batch. Checkpoints hold the
-unwrapped model, the global batch size and global (gathered) recurrent state, so a run resumes on any number
-of ranks that divides the batch.
+contiguous block of B/N columns ``[r*B/N, (r+1)*B/N)``. Each rank's loss is the mean over its tokens and the
+gradients are averaged over the ranks, so the update equals that of one process on the whole (T, B) batch.
+Checkpoints hold the model, the global batch size and global (gathered) recurrent state, so a run resumes on
+any number of ranks that divides the batch.
+
+A step is forward and backward on each rank alone, then one agreement (:func:`agree_on_failure`), then the
+gradient average (:func:`average_gradients`). Nothing in forward or backward talks to another rank, so a rank
+whose adjoint solve fails mid-backward cannot leave the others waiting in a collective it never joins (as it
+would with DistributedDataParallel, whose all-reduce runs inside ``backward()``): every rank learns of the
+failure at the agreement and stops with the failing rank's message before any update.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import torch
@@ -140,15 +147,36 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
-def any_rank(flag: bool, info: DistInfo) -> bool:
-    """True on every rank when ``flag`` is true on any rank (collective).
+@dataclass(frozen=True)
+class RankFailure:
+    """A step that failed somewhere: the failing ranks (lowest first) and the lowest one's message."""
 
-    For failures one rank sees alone (a non-finite loss, an adaptive solve that fails on its columns):
-    if that rank raised while the others entered DDP's gradient all-reduce, they would wait forever.
+    ranks: tuple[int, ...]
+    world_size: int
+    message: str
+
+    def origin(self) -> str:
+        """' on rank r of N' (and how many more failed) under several ranks; '' for one process."""
+        if self.world_size == 1:
+            return ""
+        more = len(self.ranks) - 1
+        return f" on rank {self.ranks[0]} of {self.world_size}" + (f" (and {more} more)" if more else "")
+
+
+def agree_on_failure(message: str | None, info: DistInfo) -> RankFailure | None:
+    """Collective: every rank says how its step went (a one-line failure message, or None for success) and
+    every rank gets the same answer: None when all succeeded, else the lowest failing rank's message.
+
+    One all-reduce of a flag per rank when all went well; the message travels only on failure.
     """
     if info.world_size == 1:
-        return bool(flag)
-    return all_reduce_sum([1.0 if flag else 0.0], info)[0] > 0
+        return None if message is None else RankFailure((0,), 1, message)
+    flags = [0.0] * info.world_size
+    flags[info.rank] = float(message is not None)
+    failed = tuple(r for r, flag in enumerate(all_reduce_sum(flags, info)) if flag)
+    if not failed:
+        return None
+    return RankFailure(failed, info.world_size, broadcast_object(message, info, src=failed[0]))
 
 
 def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
@@ -166,19 +194,51 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def wrap_model(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
-    """DistributedDataParallel around ``model`` under a process group, else the model itself.
+# The size DistributedDataParallel gives its gradient buckets: few collectives, bounded extra memory.
+BUCKET_BYTES = 25 * 2**20
 
-    DDP broadcasts rank 0's parameters at construction, so every rank starts from the same weights.
+
+def replicate(model: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's parameters and buffers to every rank (collective): all ranks start from one model."""
+    if info.world_size == 1:
+        return
+    with torch.no_grad():
+        for tensor in chain(model.parameters(), model.buffers()):
+            dist.broadcast(tensor, src=0)
+
+
+def average_gradients(params, info: DistInfo) -> None:
+    """Replace each parameter's gradient by its mean over the ranks, in place (collective).
+
+    Gradients travel as flat buckets of at most BUCKET_BYTES; a parameter without a gradient on this rank
+    counts as zeros, so every rank sends the same buckets.
     """
     if info.world_size == 1:
-        return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
+        return
+    grads = []
+    for p in params:
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
+    for bucket in _buckets(grads):
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat.div_(info.world_size)
+        for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
+            g.copy_(part.view_as(g))
 
-    ids = [info.device.index] if info.device.type == "cuda" else None
-    return DDP(model, device_ids=ids)
 
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside a DDP wrapper (what checkpoints save), or the module itself."""
-    return getattr(model, "module", model)
+def _buckets(tensors: list[torch.Tensor]):
+    """Consecutive runs of tensors of one dtype and device, each at most BUCKET_BYTES (or one tensor)."""
+    bucket, size = [], 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        kind_changes = bucket and (t.dtype, t.device) != (bucket[0].dtype, bucket[0].device)
+        if bucket and (size + nbytes > BUCKET_BYTES or kind_changes):
+            yield bucket
+            bucket, size = [], 0
+        bucket.append(t)
+        size += nbytes
+    if bucket:
+        yield bucket

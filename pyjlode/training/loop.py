@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..errors import PyjlodeError
 from ..evaluation.evaluate import evaluate_nll
+from ..experiments.spectrum import last_call_stiffness, watch_last_call
 from ..models import LanguageModel
 from ..models.config import ModelConfig
 from ..ode.errors import SolverError
@@ -88,7 +89,7 @@ class Trainer:
     def __init__(self, model, mcfg, tcfg: TrainConfig, corpus: Corpus, info: dist.DistInfo,
                  echo: Callable[[str], None]):
         self.model, self.mcfg, self.tcfg, self.corpus, self.info = model, mcfg, tcfg, corpus, info
-        self.net = dist.wrap_model(model, info)
+        dist.replicate(model, info)
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[tcfg.optimizer]
         self.opt = cls(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -104,26 +105,32 @@ class Trainer:
         self._t0 = self._time_before = 0.0   # session clock start, training time before it (set by run)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Forward, loss, backward, clip, update on one (t, B) window; returns the loss."""
+        """One (t, B) window: forward, loss and backward on this rank's columns, then, when every rank's
+        worked, average the gradients, clip and update. Returns the loss."""
         self.model.train()
         state = None if self.carry is None else self._reset_some(self.model.detach_state(self.carry))
+        self.opt.zero_grad(set_to_none=True)
         failure = None
         try:
-            logits, state = self.net(x, state)
+            logits, state = self.model(x, state)
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-            if not torch.isfinite(loss):
-                failure = TrainingStopped(f"non-finite loss ({loss.item()}) at step {self.progress.step + 1}")
-        except SolverError as exc:
-            failure = exc
-        # Ranks agree before backward: one rank raising alone would leave the others in the all-reduce.
-        if dist.any_rank(failure is not None, self.info):
-            raise failure or TrainingStopped(f"another rank failed at step {self.progress.step + 1}")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+            if torch.isfinite(loss):
+                loss.backward()
+            else:
+                failure = f"non-finite loss ({loss.item()})"
+        except SolverError as exc:  # in the forward solve or the adjoint's, inside backward()
+            failure = _solver_failure(exc, self.mcfg)
+        # Forward and backward talk to no other rank, so one that failed cannot strand the others in a
+        # collective: all agree here, then all stop with the failing rank's message or all update.
+        failed = dist.agree_on_failure(failure, self.info)
+        if failed:
+            raise TrainingStopped(f"training stopped at step {self.progress.step + 1}{failed.origin()}: "
+                                  f"{failed.message}")
+        dist.average_gradients(self.model.parameters(), self.info)
         max_norm = self.tcfg.clip if self.tcfg.clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         if not torch.isfinite(norm):
-            raise TrainingStopped(f"non-finite gradient norm at step {self.progress.step + 1}")
+            raise TrainingStopped(f"training stopped at step {self.progress.step + 1}: non-finite gradient norm")
         self.opt.step()
         self.carry = state  # only now: an interrupted step leaves the previous state in place
         return loss.item()
@@ -155,7 +162,11 @@ class Trainer:
         p = self.progress
         self.log.flush(self._base())
         valid = self.corpus.valid[:self.tcfg.bptt + 1] if self.tcfg.dry_run else self.corpus.valid
-        nll, _ = evaluate_nll(self.net, valid, self.tcfg.bptt, self.info)
+        with watch_last_call(self.model) as seen:
+            nll, _ = evaluate_nll(self.model, valid, self.tcfg.bptt, self.info)
+        # the GRU-ODE's stiffness at a few of the states the validation pass ended in
+        gru_ode = self.info.is_main and self.mcfg.cell == "gru-ode"
+        stiffness = last_call_stiffness(self.model, seen) if gru_ode else {}
         self._tick()             # the record, the checkpoint and the final summary include the evaluation
         p.last_eval_step = p.step
         if scheduled:
@@ -163,7 +174,7 @@ class Trainer:
         improved = nll < p.best_valid
         if improved:
             p.best_valid, p.best_step = nll, p.step
-        self.log.evaluation(self._base(), nll, p.best_valid)
+        self.log.evaluation(self._base(), nll, p.best_valid, stiffness)
         self.save(best=improved)
         return nll
 
@@ -370,20 +381,24 @@ def _run_guarded(trainer: Trainer) -> str:
         trainer.save()
         return "interrupted"
     except TrainingStopped as exc:
-        raise TrainingStopped(f"{exc}: stopped; {_kept(last)}") from None
+        raise TrainingStopped(f"{exc}; {_kept(last)}") from None
     except SolverError as exc:
-        from ..ode.methods import get_method
-
-        backward = trainer.mcfg.ode.backward_solver
-        stiff = backward is not None and get_method(backward).stiff
-        advice = ("try another stiff solver, e.g. `backward_solver` Rodas5P" if stiff else
-                  "try `backward_solver` KenCarp4 (a stiff solver for the adjoint's backward pass)")
-        raise TrainingStopped(
-            f"training stopped at step {trainer.progress.step + 1}: solver {exc.solver} failed "
-            f"({exc.what} at t={exc.t:.4g}); {advice}, or loosen `rtol`/`atol`; {_kept(last)}") from None
+        raise TrainingStopped(f"training stopped at step {trainer.progress.step + 1}: "
+                              f"{_solver_failure(exc, trainer.mcfg)}; {_kept(last)}") from None
     if stopped != "dry_run" and trainer.progress.last_eval_step != trainer.progress.step:
         trainer.evaluate(scheduled=False)
     return stopped
+
+
+def _solver_failure(exc: SolverError, mcfg: ModelConfig) -> str:
+    """What a solver failure during training says: which solver failed, where, and what to try."""
+    from ..ode.methods import get_method
+
+    backward = mcfg.ode.backward_solver
+    stiff = backward is not None and get_method(backward).stiff
+    advice = ("try another stiff solver, e.g. `backward_solver` Rodas5P" if stiff else
+              "try `backward_solver` KenCarp4 (a stiff solver for the adjoint's backward pass)")
+    return f"solver {exc.solver} failed ({exc.what} at t={exc.t:.4g}); {advice}, or loosen `rtol`/`atol`"
 
 
 def _kept(last: Path) -> str:

@@ -3,9 +3,10 @@ progress bar; and reading the log back.
 
 Each line of ``metrics.jsonl`` is one JSON object: ``{"event": "train", ...}`` averages a window of
 ``log_interval`` steps (train_loss, train_ppl, tokens_per_s, NFE per token for the GRU-ODE) and
-``{"event": "eval", ...}`` records one validation (valid_ppl, best_valid_ppl, and valid_bpc, bits per
-character, for character-level runs); both carry step, epoch,
-tokens, wall (seconds of training) and lr.
+``{"event": "eval", ...}`` records one validation (valid_ppl, best_valid_ppl; valid_bpc, bits per
+character, for character-level runs; for the GRU-ODE the stiffness of its field at a few of the states
+the validation pass ended in: stiffness_ratio, stiffness_ratio_max, max_abs_re_dt, tau_min, tau_max);
+both carry step, epoch, tokens, wall (seconds of training) and lr.
 """
 from __future__ import annotations
 
@@ -64,13 +65,14 @@ class RunLog:
         self.bar.set_postfix({short[k]: f"{v:.4g}" for k, v in row.items()}, refresh=False)
         return self.record("train", base, row)
 
-    def evaluation(self, base: dict, valid_nll: float, best_nll: float) -> dict:
-        """Write an "eval" record (with the latest training figures) and print its line."""
+    def evaluation(self, base: dict, valid_nll: float, best_nll: float, extra: dict | None = None) -> dict:
+        """Write an "eval" record (with the latest training figures and ``extra``) and print its line."""
         row = {"train_ppl": self.last_train.get("train_ppl"), "valid_ppl": _ppl(valid_nll),
                "best_valid_ppl": _ppl(best_nll)}
         if self.bits_per_char:
             row["valid_bpc"] = valid_nll / math.log(2)
         row.update({k: self.last_train[k] for k in ("nfe_fwd", "nfe_bwd") if k in self.last_train})
+        row.update(extra or {})
         row = self.record("eval", base, row)
         self.echo(format_eval_line(row))
         return row
@@ -97,6 +99,8 @@ def format_eval_line(row: dict) -> str:
         parts.append(f"valid bpc {row['valid_bpc']:6.3f}")
     if "nfe_fwd" in row:
         parts.append(f"nfe/token fwd {row['nfe_fwd']:5.1f} bwd {row['nfe_bwd']:5.1f}")
+    if "stiffness_ratio" in row:
+        parts.append(f"stiffness ratio {row['stiffness_ratio']:7.3g} max|Re λ|·dt {row['max_abs_re_dt']:6.3g}")
     return "| " + " | ".join(parts) + " |"
 
 

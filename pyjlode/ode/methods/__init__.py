@@ -1,12 +1,10 @@
-"""The solver registry: names (DifferentialEquations.jl spelling) to tableau + step function."""
+"""The solver registry: names (DifferentialEquations.jl spelling) to tableau + stepper."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
-from ..steps.esdirk import esdirk_step
-from ..steps.explicit import erk_step
-from ..steps.rosenbrock import rosenbrock_step
+from ..steppers import ESDIRK, ExplicitRK, Rosenbrock, Stepper
 from ..tableaus import ButcherTableau, RosenbrockTableau
 from .esdirk import KENCARP4, KVAERNO5, TRBDF2
 from .explicit import DP5, EULER, RK4, TSIT5
@@ -20,16 +18,16 @@ class Method:
     Attributes:
         name: canonical name, as in DifferentialEquations.jl ("Tsit5", "KenCarp4", ...).
         tableau: its coefficients.
-        step: the family's step function ``(problem, method, t, y, f0, dt, cache) -> StepResult``.
+        stepper: its family's stepper, holding the plan built once from the tableau.
         order: convergence order p; the PI controller's gains are 7/(10p) and 2/(5p).
         adaptive_order: order of the embedded estimate (None: fixed-step only).
-        stiff: implicit or linearly implicit (the controller then uses the 1..1.2 dead-band).
+        stiff: implicit or linearly implicit.
         aliases: other accepted names (lookup is case-insensitive).
     """
 
     name: str
     tableau: Union[ButcherTableau, RosenbrockTableau]
-    step: Callable
+    stepper: Stepper
     order: int
     adaptive_order: int | None
     stiff: bool
@@ -40,19 +38,19 @@ class Method:
         return self.adaptive_order is not None
 
 
-def _from_tableau(tab, step, stiff, aliases=()) -> Method:
-    return Method(tab.name, tab, step, tab.order, tab.embedded_order, stiff, tuple(aliases))
+def _from_tableau(tab, family, stiff, aliases=()) -> Method:
+    return Method(tab.name, tab, family(tab), tab.order, tab.embedded_order, stiff, tuple(aliases))
 
 
 _methods = [
-    _from_tableau(EULER, erk_step, False),
-    _from_tableau(RK4, erk_step, False),
-    _from_tableau(TSIT5, erk_step, False),
-    _from_tableau(DP5, erk_step, False, aliases=("dopri5",)),
+    _from_tableau(EULER, ExplicitRK, False),
+    _from_tableau(RK4, ExplicitRK, False),
+    _from_tableau(TSIT5, ExplicitRK, False),
+    _from_tableau(DP5, ExplicitRK, False, aliases=("dopri5",)),
 ]
 
-_methods += [_from_tableau(tab, rosenbrock_step, True) for tab in (ROSENBROCK23, RODAS4, RODAS5P)]
-_methods += [_from_tableau(tab, esdirk_step, True) for tab in (TRBDF2, KENCARP4, KVAERNO5)]
+_methods += [_from_tableau(tab, Rosenbrock, True) for tab in (ROSENBROCK23, RODAS4, RODAS5P)]
+_methods += [_from_tableau(tab, ESDIRK, True) for tab in (TRBDF2, KENCARP4, KVAERNO5)]
 
 SOLVERS: dict[str, Method] = {m.name: m for m in _methods}
 _LOOKUP = {alias.lower(): m for m in _methods for alias in (m.name, *m.aliases)}

@@ -1,7 +1,11 @@
-"""The one adaptive integration loop, shared by every solver family, and its Solution."""
+"""The one adaptive integration loop, shared by every solver family.
+
+The loop owns time, step-size control, outputs and failure reporting; the method's stepper owns
+the step and its own state. Between them pass only arguments: ``stepper.step(problem, t, y, f0,
+dt, state, rejected=...)`` returns ``(StepResult, state)``.
+"""
 from __future__ import annotations
 
-import bisect
 import math
 from typing import Optional, Sequence
 
@@ -12,6 +16,7 @@ from .control import PIController, error_ratio, initial_step
 from .dense import hermite_eval
 from .errors import MaxStepsExceeded, NewtonFailure, NonFiniteState, StepSizeUnderflow
 from .problem import Problem, materialize
+from .solution import Solution
 
 # A final step may be stretched by up to 1% to land on t_end instead of leaving
 # a sliver that would cost a whole extra step.
@@ -20,102 +25,26 @@ _STRETCH = 1.01
 _STRETCH_FIXED = 1.0 + 1e-9
 _MAX_NONFINITE = 5       # consecutive non-finite attempts (each shrinks dt 5x) before giving up
 _MAX_STEP_FAILS = 10     # consecutive failed implicit solves before NewtonFailure
-
-
-class Solution:
-    """Result of :func:`integrate`.
-
-    Attributes:
-        ts: output times (float64 tensor on y0's device).
-        ys: states at ``ts``, shape ``(len(ts), *y0.shape)``.
-        stats: work counters of this solve.
-        t_steps: accepted step boundaries (Python floats), starting at ts[0].
-        dt_next: the controller's proposal for a step after the last one (warm starts).
-        q: integrated quadrature totals (tuple of tensors) or None.
-        y_final: state at ts[-1]; f_final: f(ts[-1], y_final), reusable as the next f0.
-        solver: solver name.
-    """
-
-    def __init__(self, ts, ys, stats, t_steps, y_steps, f_steps, dt_next, q, y_final, f_final, solver):
-        self._ts, self.ys, self.stats = ts, ys, stats
-        self._device = ys.device
-        self.t_steps, self.dt_next, self.q = t_steps, dt_next, q
-        self._y_final, self.f_final, self.solver = y_final, f_final, solver
-        self._y_steps, self._f_steps = y_steps, f_steps
-        # Ascending keys for bisect in either time direction.
-        self._sign = 1.0 if len(t_steps) < 2 or t_steps[-1] >= t_steps[0] else -1.0
-        self._keys = [self._sign * t for t in t_steps]
-
-    @property
-    def ts(self) -> Tensor:
-        # Built on first use: a host-to-device copy per solve is a sync on CUDA.
-        if not isinstance(self._ts, Tensor):
-            self._ts = torch.tensor(self._ts, dtype=torch.float64, device=self._device)
-        return self._ts
-
-    @ts.setter
-    def ts(self, value):
-        self._ts = value
-
-    @property
-    def y_final(self) -> Tensor:
-        return self._y_final
-
-    def _at(self, t: float) -> Tensor:
-        if self._y_steps is None:
-            raise RuntimeError("dense output was not stored: integrate with dense=True")
-        keys, key = self._keys, self._sign * t
-        span = abs(keys[-1] - keys[0])
-        slack = 1e-12 * max(span, abs(keys[0]), abs(keys[-1]))
-        if not keys[0] - slack <= key <= keys[-1] + slack:
-            raise ValueError(f"t={t} is outside the solved interval [{self.t_steps[0]}, {self.t_steps[-1]}]")
-        if len(keys) == 1:
-            return self._y_steps[0]
-        i = min(max(bisect.bisect_right(keys, key) - 1, 0), len(keys) - 2)
-        return hermite_eval(self.t_steps[i], self.t_steps[i + 1], self._y_steps[i], self._f_steps[i],
-                            self._y_steps[i + 1], self._f_steps[i + 1], t)
-
-    def __call__(self, t) -> Tensor:
-        """Dense output (cubic Hermite on the accepted steps) at a float or a 1-D tensor of times."""
-        if isinstance(t, Tensor):
-            if t.dim() == 0:
-                return self._at(float(t))
-            return torch.stack([self._at(float(ti)) for ti in t.tolist()])
-        return self._at(float(t))
-
-    def __repr__(self) -> str:
-        return f"Solution(solver={self.solver}, t=[{self.t_steps[0]}, {self.t_steps[-1]}], {self.stats})"
-
-
-def _fail(cls, what, method, t, dt, **kw):
-    return cls(what, solver=method.name, t=t, dt=dt, **kw)
+_DT_FLOOR = 1e-12        # smallest |dt| relative to |t|
 
 
 def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Tensor, *,
               dt0: Optional[float] = None, adaptive: bool = True, max_steps: int = 100_000,
-              norm: str = "rms", dense: bool = True, dtmin: Optional[float] = None,
-              f0: Optional[Tensor] = None, controller: Optional[PIController] = None,
-              cache: Optional[dict] = None) -> Solution:
+              norm: str = "rms", dense: bool = True, f0: Optional[Tensor] = None) -> Solution:
     """Integrate ``problem`` with ``method`` from t_eval[0] to t_eval[-1].
 
     Args:
-        problem: vector field, tolerances and counters.
+        problem: vector field (t a Python float), tolerances and counters.
         method: a registered :class:`~pyjlode.ode.methods.Method`.
         y0: initial state, ``(n,)`` or ``(B, n)``.
         t_eval: strictly monotone output times (increasing or decreasing).
-        dt0: adaptive: the first step (warm start; skips the initial-step heuristic);
-            fixed-step: the step size. Its sign is ignored.
+        dt0: adaptive: the first step (warm start; skips the initial-step heuristic and starts
+            the PI memory on target); fixed-step: the step size. Its sign is ignored.
         adaptive: use the embedded error estimate and the PI controller.
         max_steps: bound on attempted steps (accepted + rejected).
         norm: ``"rms"`` or ``"rows"`` (see :func:`~pyjlode.ode.control.error_ratio`).
         dense: keep references to the step data for ``Solution.__call__``.
-        dtmin: smallest allowed |dt| (default ``1e-12 |t|``).
         f0: f(t_eval[0], y0) if the caller already has it (saves one evaluation).
-        controller: a fresh PIController to use instead of the OrdinaryDiffEq defaults
-            for ``method`` (it keeps state, so pass a new one per solve).
-        cache: the step function's scratch dict to carry over from an earlier solve of a similar
-            problem with the same method (stiff steppers then reuse its Jacobian and LU while
-            Newton converges fast; a stale J only slows Newton, never the accuracy). Default: fresh.
 
     Returns:
         A :class:`Solution`; intermediate outputs are interpolated, never stepped to.
@@ -136,53 +65,45 @@ def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Te
     direction = 1.0 if t_end >= t0 else -1.0
     if not adaptive and dt0 is None:
         raise ValueError(f"{method.name}: fixed-step integration needs dt (pass dt=...)")
-    loop = _Loop(problem, method, adaptive, norm, dense, dtmin, max_steps, direction, controller)
-    if dt0 is not None and controller is None:
-        # A warm start continues an earlier solve whose accepted steps met the tolerance: start the
-        # PI memory on target (errold = 1) rather than at the cold-start qoldinit, which would shrink
-        # every warm-started first step (~1.6x fewer steps per GRU-ODE token, docs/performance.md).
-        loop.controller.errold = 1.0
+    loop = _Loop(problem, method, adaptive, dense, max_steps, direction, norm, ts, y0, f0)
     if t_end != t0:
         if dt0 is not None:
             dt = direction * abs(float(dt0))
+            # A warm start continues an earlier solve whose accepted steps met the tolerance: start
+            # the PI memory on target (errold = 1) rather than at the cold-start qoldinit, which
+            # would shrink every warm-started first step (~1.6x fewer steps per GRU-ODE token).
+            loop.controller.errold = 1.0
         else:
             dt = initial_step(problem, t0, y0, f0, direction, method.adaptive_order or method.order,
                               problem.rtol, problem.atol, abs(t_end - t0), norm, method.name)
-        loop.run(ts, y0, f0, dt, warm=dt0 is not None, q0=q0, cache=cache)
-    else:
-        loop.start(ts, y0, f0)
+        loop.run(dt, warm=dt0 is not None, q0=q0)
     ys = torch.stack(loop.out)
     q = None if loop.q is None else tuple(materialize(x) for x in loop.q)
-    return Solution(ts, ys,
-                    problem.stats - before, loop.t_steps, loop.y_steps, loop.f_steps,
+    return Solution(ts, ys, problem.stats - before, loop.t_steps, loop.y_steps, loop.f_steps,
                     loop.dt_next, q, loop.y, loop.f, method.name)
 
 
 class _Loop:
     """State of one integration; ``run`` is the step loop."""
 
-    def __init__(self, problem, method, adaptive, norm, dense, dtmin, max_steps, direction, controller):
-        self.problem, self.method, self.adaptive = problem, method, adaptive
-        self.norm, self.dense, self.dtmin, self.max_steps = norm, dense, dtmin, max_steps
-        self.direction = direction
-        # The 1..1.2 dead-band saves W refactorisations; Rosenbrock methods refactorise every step anyway.
-        keep_w = method.stiff and method.tableau.kind == "esdirk"
-        self.controller = controller or PIController.for_order(method.order, implicit=keep_w)
-        self.dt_next = None
+    def __init__(self, problem, method, adaptive, dense, max_steps, direction, norm, ts, y0, f0):
+        self.problem, self.method, self.adaptive, self.dense = problem, method, adaptive, dense
+        self.max_steps, self.direction, self.norm, self.ts = max_steps, direction, norm, ts
+        self.controller = PIController.for_method(method)
+        self.dt_next = self.dt_fixed = None
         self.q = None
-
-    def start(self, ts, y0, f0):
+        self.fails = self.nonfinite = 0
         self.t_steps = [ts[0]]
-        self.y_steps, self.f_steps = ([y0], [f0]) if self.dense else (None, None)
+        self.y_steps, self.f_steps = ([y0], [f0]) if dense else (None, None)
         self.out, self.next_out = [y0], 1
         self.y, self.f = y0, f0
         while self.next_out < len(ts) and ts[self.next_out] == ts[0]:
             self.out.append(y0)
             self.next_out += 1
 
-    def _emit(self, ts, t, t_new, y, f, y1, f1):
+    def _emit(self, t, t_new, y, f, y1, f1):
         """Outputs in (t, t_new]: interpolated inside the step, y1 at its end."""
-        d = self.direction
+        ts, d = self.ts, self.direction
         while self.next_out < len(ts) and d * (ts[self.next_out] - t_new) <= 0:
             tk = ts[self.next_out]
             self.out.append(y1 if tk == t_new else hermite_eval(t, t_new, y, f, y1, f1, tk))
@@ -192,19 +113,15 @@ class _Loop:
         if q is not None:
             self.q = q if self.q is None else tuple(a + b for a, b in zip(self.q, q))
 
-    def run(self, ts, y0, f0, dt, warm, q0=None, cache=None):
+    def run(self, dt: float, warm: bool, q0: Optional[tuple]):
         problem, method, stats, d = self.problem, self.method, self.problem.stats, self.direction
-        self.start(ts, y0, f0)
-        t, y, f, t_end = ts[0], y0, f0, ts[-1]
+        stepper, ts = method.stepper, self.ts
+        t, y, f, t_end = ts[0], self.y, self.f, ts[-1]
+        state = stepper.init(problem, t, y, f, q0, adaptive=self.adaptive)
         stretch = _STRETCH if self.adaptive else _STRETCH_FIXED
-        cache = {} if cache is None else cache
-        cache.update(rejected=False, adaptive=self.adaptive)
-        cache.pop("q_last", None)        # quadrature rates belong to one solve
-        if q0 is not None:
-            cache["q_last"] = (y0, q0)   # read by the steppers' stage-0 quadrature (same y0 object)
         self.dt_next = self.dt_fixed = dt
-        self.fails = self.nonfinite = 0
         attempts = n_acc = 0
+        rejected = False
         while d * (t_end - t) > 0:
             if attempts >= self.max_steps:
                 raise _fail(MaxStepsExceeded, f"reached max_steps={self.max_steps} before t_end={t_end:.6g}",
@@ -214,13 +131,13 @@ class _Loop:
             last = abs(remaining) <= stretch * abs(dt)
             dt_try = remaining if last else dt
             try:
-                res = method.step(problem, method, t, y, f, dt_try, cache)
+                res, state = stepper.step(problem, t, y, f, dt_try, state, rejected=rejected)
             except ArithmeticError as e:  # e.g. FloatingPointError from a numpy-backed field
                 raise _fail(NonFiniteState, f"the vector field raised {type(e).__name__}: {e}",
                             method, t, dt_try) from e
             accept, dt_new = self._judge(res, t, y, dt_try, first=n_acc == 0 and not warm)
-            cache["rejected"] = not accept
-            if not accept:
+            rejected = not accept
+            if rejected:
                 stats.nreject += 1
                 dt = dt_new
                 self._check_dt(t, dt, nonfinite=self.nonfinite > 0)
@@ -232,7 +149,7 @@ class _Loop:
             else:  # fixed grids use t0 + n dt: no drift along long runs
                 t_new = t + dt_try if self.adaptive else ts[0] + n_acc * dt
             self._accept_q(res.q)
-            self._emit(ts, t, t_new, y, f, res.y1, res.f1)
+            self._emit(t, t_new, y, f, res.y1, res.f1)
             t, y, f = t_new, res.y1, res.f1
             self.t_steps.append(t)
             if self.dense:
@@ -267,9 +184,13 @@ class _Loop:
         return self.controller.propose(dt_try, ratio, first)
 
     def _check_dt(self, t, dt, nonfinite=False):
-        floor = self.dtmin if self.dtmin is not None else 1e-12 * abs(t) + 1e-300
+        floor = _DT_FLOOR * abs(t) + 1e-300
         if abs(dt) < floor:
             if nonfinite:  # shrinking did not help: the field itself is NaN/inf just ahead
                 raise _fail(NonFiniteState, "the vector field gives NaN or inf for every step tried",
                             self.method, t, dt)
             raise _fail(StepSizeUnderflow, f"step size fell below {floor:.3g}", self.method, t, dt)
+
+
+def _fail(cls, what, method, t, dt, **kw):
+    return cls(what, solver=method.name, t=t, dt=dt, **kw)

@@ -1,0 +1,155 @@
+"""The ESDIRK stepper (TRBDF2, KenCarp4, Kvaerno5): simplified Newton with J and W reuse.
+
+Stage i (i >= 1) solves ``z_i = dt f(t + c_i dt, tmp_i + gamma z_i)`` with
+``tmp_i = y + sum_{j<i} A_ij z_j`` (OrdinaryDiffEq's convention, z = dt k), by the Newton iteration
+of :mod:`.newton` with the LU of ``W = I - gamma dt J``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from torch import Tensor
+
+from ..linalg import Jacobian, WFactor, factor_w, solve_w, w_is_stale
+from .base import State, Stepper, StepResult, lincomb, nonzero
+from .newton import solve_stage
+
+FAST_THETA = 0.2             # a step whose Newton rates all stayed at or below this keeps J
+W_CUTOFF = 0.2               # refactorise W when |gdt_W / gdt - 1| exceeds this (new_W_dt_cutoff)
+
+
+@dataclass(frozen=True, slots=True)
+class ESDIRKPlan:
+    """An ESDIRK tableau as Python floats: gamma, c, the rows of A below the diagonal, the
+    predictor rows, b and b - b_hat (nonzero entries only)."""
+
+    name: str
+    gamma: float
+    c: tuple
+    A: tuple
+    pred: tuple
+    b: tuple
+    b_err: tuple
+
+
+@dataclass(slots=True, eq=False)
+class ESDIRKState(State):
+    """Jacobian, LU and Newton memory carried between attempts.
+
+    Attributes:
+        jac: the Jacobian evaluator (remembers an autograd-loop fallback).
+        J: the last Jacobian; ``j_current``: it was evaluated at this step's start point.
+        w: LU of ``I - gdt J`` and its gdt.
+        theta: Newton rate carried to the next stage solve (1 after a rejection or failure).
+        fast: every Newton rate of the last step was at most FAST_THETA, so J is kept.
+        iters, rate_max: Newton iterations and largest measured rate of the current attempt.
+    """
+
+    jac: Jacobian = field(default_factory=Jacobian)
+    J: Optional[Tensor] = None
+    j_current: bool = False
+    w: Optional[WFactor] = None
+    theta: float = 1.0
+    fast: bool = False
+    iters: int = 0
+    rate_max: float = 0.0
+
+
+class ESDIRK(Stepper):
+    """One ESDIRK step; the methods are stiffly accurate, so ``y1`` is the last stage value and
+    ``f1 = z_s / dt`` its derivative, free.
+
+    Matrices: J is evaluated at the step's start point when none exists, after a rejected attempt,
+    or when the last step's Newton was not fast; W is refactorised with a new J, after a rejected
+    attempt, or when gamma*dt moved by more than W_CUTOFF. A stage whose Newton fails gets a fresh J
+    (if J was stale), then a W for the exact gamma*dt (if it was rescaled), and otherwise the step
+    fails (``ok=False``; the loop halves dt).
+
+    Error estimate: Shampine's filtered ``W^-1 sum (b - b_hat)_i z_i`` with the step's own LU
+    (not OrdinaryDiffEq's gamma*dt-scaled variant). With a stale J, ``W^-1 = (I - M) W_true^-1``
+    where M is the Newton contraction whose rate every stage measured, so the filter is off by at
+    most about ``1 / (1 - rate)``; a step with a rate above FAST_THETA refreshes J for the next.
+    With a quad, the increment is ``dt sum b_i q(t + c_i dt, Y_i)`` at the converged stage values.
+    """
+
+    family = "esdirk"
+    qsteady_max = 1.2
+    __slots__ = ()
+
+    @staticmethod
+    def make_plan(tab) -> ESDIRKPlan:
+        s = tab.stages
+        return ESDIRKPlan(name=tab.name, gamma=float(tab.gamma), c=tuple(float(x) for x in tab.c),
+                          A=tuple(nonzero(tab.A[i][:i]) for i in range(s)),
+                          pred=tuple(nonzero(r) for r in tab.predictor), b=nonzero(tab.b),
+                          b_err=nonzero(tab.b_err))
+
+    def init(self, problem, t0, y0, f0, q0=None, *, adaptive=True) -> ESDIRKState:
+        return ESDIRKState(want_err=adaptive, q1=q0)
+
+    def step(self, problem, t: float, y: Tensor, f0: Tensor, dt: float, state: ESDIRKState, *,
+             rejected: bool) -> tuple[StepResult, ESDIRKState]:
+        p = self.plan
+        g, A, c, pred = p.gamma, p.A, p.c, p.pred
+        state.begin(rejected)
+        if rejected:
+            state.theta = 1.0          # OrdinaryDiffEq resets the carried rate after a rejection
+        else:
+            state.j_current = False    # a new start point
+        self._matrices(problem, t, y, g * dt, state, rejected)
+        state.iters, state.rate_max = 0, 0.0
+        z, Ys = [f0 * dt], [y]
+        for i in range(1, len(c)):
+            tmp = lincomb(y, z, A[i])
+            zi = self._stage(problem, t, y, t + c[i] * dt, tmp, lincomb(None, z, pred[i]), dt, state)
+            if zi is None:
+                problem.stats.nnewton += state.iters
+                state.fast = False
+                return StepResult(y, f0, None, None, False), state
+            z.append(zi)
+            Ys.append(tmp.add(zi, alpha=g))
+        problem.stats.nnewton += state.iters
+        state.fast = state.rate_max <= FAST_THETA
+        err = solve_w(problem, state.w, lincomb(None, z, p.b_err)) if state.want_err else None
+        q = self._quad(problem, t, dt, Ys, state) if problem.has_quad else None
+        return StepResult(Ys[-1], z[-1] / dt, err, q, True, tuple(z)), state
+
+    @staticmethod
+    def _matrices(problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
+        """J and the LU of W at the start of an attempt, under the reuse policy."""
+        new_j = not state.j_current and (state.J is None or not state.fast or rejected)
+        if new_j:
+            state.J, state.j_current = state.jac(problem, t, y), True
+        if new_j or rejected or w_is_stale(state.w, gdt, W_CUTOFF):
+            state.w = factor_w(problem, state.J, gdt)
+
+    def _stage(self, problem, t, y, ti, tmp, guess, dt, state: ESDIRKState) -> Optional[Tensor]:
+        """One stage's Newton solve with the recovery ladder: fresh J, then exact W, then give up."""
+        gdt = self.plan.gamma * dt
+        while True:
+            zi = solve_stage(problem, ti, tmp, guess, y, dt, self.plan.gamma, state)
+            if zi is not None:
+                return zi
+            problem.stats.nnewton_fail += 1
+            state.theta = 1.0
+            if not state.j_current:
+                state.J, state.j_current = state.jac(problem, t, y), True
+                state.w = factor_w(problem, state.J, gdt)
+            elif state.w.gdt != gdt:
+                state.w = factor_w(problem, state.J, gdt)
+            else:
+                return None
+
+    def _quad(self, problem, t: float, dt: float, Ys: list, state: ESDIRKState) -> tuple:
+        """``dt sum_i b_i q(t + c_i dt, Y_i)``; stage 0 is the start point, the last stage is y1."""
+        p = self.plan
+        rates = [None] * len(p.c)
+        for i, _ in p.b:
+            rates[i] = (state.start_rates(problem, t, Ys[0]) if i == 0
+                        else problem.q_eval(t + p.c[i] * dt, Ys[i]))
+        if rates[-1] is None:
+            rates[-1] = problem.q_eval(t + dt, Ys[-1])
+        state.q1 = rates[-1]
+        return tuple(lincomb(None, [r[m] if r is not None else None for r in rates], p.b, dt)
+                     for m in range(len(rates[-1])))
