@@ -16,7 +16,7 @@ from ..evaluation.config import PROTOCOL, EvalConfig
 from ..experiments.analyze_config import AnalyzeConfig
 from ..flags import flagged_fields, option_name
 from ..models.config import CELL_NAMES
-from .errors import friendly_errors
+from .errors import command_flags, friendly_errors, render_flags
 from .options import config_options
 from .train import train_params
 
@@ -55,8 +55,10 @@ def _compare(models, seeds, variants, match_params, out, **options) -> None:
 
     protocol = {k: options.pop(k) for k in PROTOCOL}
     evaluation = EvalConfig(**protocol, device=options.get("device") or "auto", threads=options["threads"])
+    flags = command_flags(click.get_current_context().command)
     result = compare(parse_models(models), options, seeds=parse_seeds(seeds), match_params=match_params,
-                     variants=parse_variants(variants), out_dir=out, evaluation=evaluation, log=click.echo)
+                     variants=parse_variants(variants), out_dir=out, evaluation=evaluation,
+                     log=lambda line: click.echo(render_flags(line, flags)))
     click.echo(markdown_table(result["aggregated"]))
     click.echo("wrote " + ", ".join(result["files"].values()))
     failed = [r for r in result["runs"] if r.get("status") != "ok"]

@@ -24,8 +24,6 @@ from . import plots, probes, tables
 from .analyze_config import AnalyzeConfig
 from .spectrum import gruode_cells, per_token_series, trajectory_spectrum
 
-DEFAULT_PAIRS = (("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4"), ("Tsit5", "Rodas5P"))
-DEFAULT_SIGMAS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 SPECTRUM_COLS = ("checkpoint", "step", "layer", "tokens", "tau_min", "tau_max", "max_abs_re_median",
                  "max_abs_re_p95", "max_abs_re_max", "max_abs_re_dt_median", "max_abs_re_dt_max",
                  "ratio_median", "ratio_p95", "ratio_max", "frac_expanding")

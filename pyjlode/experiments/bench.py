@@ -111,7 +111,7 @@ def _cached_reference(cfg: BenchConfig, w: dict, x64) -> list:
     path = Path(tempfile.gettempdir()) / f"pyjlode-bench-ref-{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}.pt"
     if path.exists():
         try:
-            return torch.load(path)
+            return torch.load(path, weights_only=True)
         except Exception:               # a damaged cache file is recomputed
             pass
     ref = bc.reference_grads(w, x64, cfg)
