@@ -270,6 +270,22 @@ BASE_BOUND = {"orego": 100.0}          # default 30; see bound()
 MAX_STEPS = {2: 20_000, 4: 6_000}      # by order class: 2-3x the most a correct solver needs here
 
 
+# Cases whose error exceeds the bound for a reason measured and understood, not a defect to fix by
+# loosening: TRBDF2 advances its 2nd-order solution, and on these two problems its (Hosea-Shampine
+# filtered) estimate matches the true local error of every accepted step (true/estimate 0.99-1.03,
+# scripts/stiff_local_errors.py); what exceeds the bound is the sum of those correctly controlled
+# local errors (HIRES amplifies them as y6 decays 100-fold, OREGO as phase error along its cycle).
+# Each entry: (why, the error measured when it was listed). The test expects these to exceed their
+# bound, by at most twice the measured error (strict: if one ever meets its bound, the entry must go;
+# a larger error, or a solver failure, fails the case as any other).
+KNOWN_EXCESS = {
+    ("hires", "TRBDF2", 1e-6): ("accumulated local errors of a 2nd-order method; each step's estimate exact",
+                                491.0),
+    ("orego", "TRBDF2", 1e-6): ("accumulated phase error of a 2nd-order method; each step's estimate exact",
+                                1177.0),
+}
+
+
 def stiff_solvers() -> list[str]:
     return [name for name, method in SOLVERS.items() if method.stiff]
 
@@ -326,6 +342,8 @@ class CaseResult:
             return "—"
         if self.failure:
             return "FAIL (" + self.failure.split(";")[0] + ")"
+        if not self.ok and (self.problem, self.solver, self.rtol) in KNOWN_EXCESS:
+            return "over (known)"
         return "ok" if self.ok else "FAIL"
 
 

@@ -3,7 +3,8 @@
 Claims: on Van der Pol (mu = 1000) over several relaxation cycles every ESDIRK solver ends on the
 right branch, within a tolerance-consistent bound of scipy's Radau; a stage accepted from a badly
 stale Jacobian is really solved (one exact Newton correction from it is within the tolerance);
-with a stale Jacobian no stage is accepted on its first iteration.
+with a stale Jacobian no stage is accepted on its first iteration; along a whole stiff solve every
+accepted stage is within a few hundredths of the tolerance of its exact root (the KAPPA rule).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch
 from scipy.integrate import solve_ivp
 
 from pyjlode.ode import Problem, get_method, linalg, solve
+from pyjlode.ode.steppers import esdirk, newton
+from stiff_problems import PROBLEMS
 
 ESDIRK = ["TRBDF2", "KenCarp4", "Kvaerno5"]
 MU = 1000.0
@@ -98,3 +101,44 @@ def test_a_stale_jacobian_never_accepts_a_first_iteration(name):
                 dt=1.0 / n_steps, adaptive=False, rtol=1e-10, atol=1e-12)
     assert (sol.stats.naccept, sol.stats.njac) == (n_steps, 1)
     assert sol.stats.nnewton >= 2 * (stages - 1) * (n_steps - 1)
+
+
+def _exact_stage(f, jac, ti: float, tmp, z, dt: float, gamma: float):
+    """The root of z = dt f(ti, tmp + gamma z) by full Newton (Jacobian at every iterate)."""
+    t = torch.tensor(ti, dtype=torch.float64)
+    eye = torch.eye(z.shape[-1], dtype=torch.float64)
+    for _ in range(50):
+        Y = tmp + gamma * z
+        dz = torch.linalg.solve(eye - gamma * dt * jac(t, Y), dt * f(t, Y) - z)
+        z = z + dz
+        if float(dz.abs().max()) <= 1e-15 * float(z.abs().max()):
+            break
+    return z
+
+
+@pytest.mark.parametrize("name", ESDIRK)
+def test_accepted_stages_are_within_a_small_fraction_of_the_tolerance(name, monkeypatch):
+    # HIRES at rtol 1e-6: replay every stage the solve accepted and measure its distance from the
+    # exact root in the scaled norm the Newton test uses. The rule eta * ndz < KAPPA bounds it by
+    # KAPPA (a hundredth of the tolerance) when the measured rate is the true one; a rate measured
+    # too low would show here as distances of order 1.
+    p, rtol = PROBLEMS["hires"], 1e-6
+    atol = p.atol(rtol)
+    solved = []
+
+    def recording(problem, ti, tmp, z, y, dt, gamma, state):
+        out = newton.solve_stage(problem, ti, tmp, z, y, dt, gamma, state)
+        if out is not None:
+            solved.append((ti, tmp, out, y, dt, gamma))
+        return out
+
+    monkeypatch.setattr(esdirk, "solve_stage", recording)
+    solve(p.f, p.y0_tensor(), [0.0, p.t_end], solver=name, rtol=rtol, atol=atol, jac=p.jac)
+    dist = []
+    for ti, tmp, z, y, dt, gamma in solved:
+        exact = _exact_stage(p.f, p.jac, ti, tmp, z, dt, gamma)
+        scale = atol + rtol * torch.maximum(y.abs(), (tmp + gamma * exact).abs())
+        dist.append(float(((z - exact) / scale).square().mean().sqrt()))
+    assert len(dist) > 100
+    assert np.median(dist) <= newton.KAPPA and max(dist) <= 5 * newton.KAPPA, \
+        f"{name}: median {np.median(dist):.3g}, max {max(dist):.3g} of the tolerance"

@@ -172,20 +172,26 @@ def test_rosenbrock23_estimate_tracks_the_true_error_for_nonautonomous_f():
         assert 0.9 < abs(ratio) < 1.1, f"h={h}: estimate/true error = {ratio:.3g}"
 
 
-@pytest.mark.parametrize("name", ["TRBDF2", "KenCarp4", "Kvaerno5"])
-def test_esdirk_estimate_is_shampine_filtered_not_gamma_dt_scaled(name):
-    # On y' = lam y one step gives y1 = R(z) y0 and the embedded R_hat(z) y0, z = lam dt, with
-    # R(z) = 1 + z b^T (I - z A)^-1 1. Shampine's filtered estimate is (R - R_hat) y0 / (1 - gamma z);
-    # OrdinaryDiffEq's smoothed one is gamma*dt times that (#2902).
-    lam, dt = -50.0, 0.1
-    method = get_method(name)
-    tab = method.tableau
+def _stability(tab, weights, z: float) -> float:
+    """R(z) = 1 + z w^T (I - z A)^-1 1: one step of y' = lam y from y0 = 1, z = lam dt."""
     A = torch.tensor([[float(a) for a in row] for row in tab.A], dtype=torch.float64)
     ones = torch.ones(len(tab.c), dtype=torch.float64)
-    stage = torch.linalg.solve(torch.eye(len(tab.c), dtype=torch.float64) - lam * dt * A, ones)
-    R = 1 + lam * dt * torch.tensor([float(b) for b in tab.b], dtype=torch.float64) @ stage
-    R_hat = 1 + lam * dt * torch.tensor([float(b) for b in tab.b_hat], dtype=torch.float64) @ stage
-    expected = float(R - R_hat) / (1 - float(tab.gamma) * lam * dt)
+    stage = torch.linalg.solve(torch.eye(len(tab.c), dtype=torch.float64) - z * A, ones)
+    return float(1 + z * torch.tensor([float(w) for w in weights], dtype=torch.float64) @ stage)
+
+
+@pytest.mark.parametrize("name", ["TRBDF2", "KenCarp4", "Kvaerno5"])
+def test_esdirk_estimate_is_filtered_exactly_when_the_embedded_formula_is_unbounded(name):
+    # Shampine's filter W^-1 = 1 / (1 - gamma z) is needed where R_hat(z) grows like |z| (TRBDF2's
+    # embedded formula is not A-stable); where R_hat is bounded (KenCarp4, Kvaerno5) the plain
+    # difference (R - R_hat) y0 is the estimate. Never OrdinaryDiffEq's gamma*dt-scaled variant.
+    method = get_method(name)
+    tab = method.tableau
+    unbounded = abs(_stability(tab, tab.b_hat, -1e8)) > 1e3
+    assert tab.filtered_estimate == unbounded
+    lam, dt = -50.0, 0.1
+    R, R_hat = _stability(tab, tab.b, lam * dt), _stability(tab, tab.b_hat, lam * dt)
+    expected = (R - R_hat) / (1 - float(tab.gamma) * lam * dt) if unbounded else R - R_hat
 
     problem = Problem(lambda t, y: lam * y, rtol=1e-13, atol=1e-15)
     y0 = torch.tensor([1.0], dtype=torch.float64)
@@ -193,8 +199,34 @@ def test_esdirk_estimate_is_shampine_filtered_not_gamma_dt_scaled(name):
     res, _ = method.stepper.step(problem, 0.0, y0, f0, dt, method.stepper.init(problem, 0.0, y0, f0),
                                  rejected=False)
     assert res.ok
-    assert float(res.y1) == pytest.approx(float(R), rel=1e-10)
+    assert float(res.y1) == pytest.approx(R, rel=1e-10)
     assert abs(float(res.err)) == pytest.approx(abs(expected), rel=1e-8)
+
+
+def test_rodas5p_keeps_its_order_where_rodas4_loses_it():
+    # Prothero-Robinson y' = lam (y - sin t) + cos t with lam = -1e6, from the exact solution: one
+    # step's local error. Rodas4 drops to order ~1.2-1.6 here (the cause of its steep step growth at
+    # tight tolerances on HIRES and OREGO); Rodas5P was built to keep order 3 (Steinebach 2023).
+    lam, t0 = -1e6, 0.4
+
+    def f(t, y):
+        return lam * (y - math.sin(t)) + math.cos(t)
+
+    def jac(t, y):
+        return torch.full((1, 1), lam, dtype=torch.float64)
+
+    y0 = torch.tensor([math.sin(t0)], dtype=torch.float64)
+    hs = [0.05, 0.025, 0.0125]
+    slopes = {}
+    for name in ("Rodas4", "Rodas5P"):
+        stepper, errs = get_method(name).stepper, []
+        for h in hs:
+            problem = Problem(f, jac=jac, rtol=1e-12, atol=1e-14)
+            f0 = problem.f_eval(t0, y0)
+            res, _ = stepper.step(problem, t0, y0, f0, h, stepper.init(problem, t0, y0, f0), rejected=False)
+            errs.append(abs(float(res.y1) - math.sin(t0 + h)))
+        slopes[name] = float(np.polyfit(np.log(hs), np.log(errs), 1)[0])
+    assert slopes["Rodas4"] < 2.0 and slopes["Rodas5P"] > 2.5, slopes
 
 
 @pytest.mark.parametrize("name", STIFF)

@@ -40,8 +40,8 @@ import numpy as np
 import pytest
 import torch
 
-from stiff_problems import (PROBLEMS, REF_RTOL, bound, cases, load_references, markdown_table, run_case,
-                            scipy_solve, stiff_solvers)
+from stiff_problems import (KNOWN_EXCESS, PROBLEMS, REF_RTOL, bound, cases, load_references, markdown_table,
+                            run_case, scipy_solve, stiff_solvers)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,7 +127,20 @@ def _case_id(case) -> str:
     return f"{problem}-{solver}-{rtol:.0e}"
 
 
-@pytest.mark.parametrize("problem,solver,rtol", cases(), ids=[_case_id(c) for c in cases()])
+class KnownExcess(AssertionError):
+    """A case of KNOWN_EXCESS over its bound, by no more than twice the error measured when listed."""
+
+
+def _params() -> list:
+    def marks(case):
+        if case not in KNOWN_EXCESS:
+            return []
+        return [pytest.mark.xfail(raises=KnownExcess, strict=True, reason=KNOWN_EXCESS[case][0])]
+
+    return [pytest.param(*c, id=_case_id(c), marks=marks(c)) for c in cases()]
+
+
+@pytest.mark.parametrize("problem,solver,rtol", _params())
 def test_stiff_solver_meets_a_tolerance_consistent_bound(problem, solver, rtol, references, work_table,
                                                          record_property):
     res = run_case(problem, solver, rtol, references)
@@ -138,6 +151,9 @@ def test_stiff_solver_meets_a_tolerance_consistent_bound(problem, solver, rtol, 
     if res.failure:
         pytest.fail(f"{where}: {res.failure}", pytrace=False)
     if not (math.isfinite(res.error) and res.error <= res.bound):
+        known = KNOWN_EXCESS.get((problem, solver, rtol))
+        if known and res.error <= 2 * known[1]:
+            raise KnownExcess(f"{where}: error {res.error:.3g} x tolerance, bound {res.bound:.0f} ({known[0]})")
         pytest.fail(f"{where}: error {res.error:.3g} x tolerance (component {res.component}) exceeds the "
                     f"bound {res.bound:.0f}; {res.naccept} accepted + {res.nreject} rejected steps, "
                     f"{res.nfe} f evaluations", pytrace=False)

@@ -65,6 +65,9 @@ class ButcherTableau:
         gamma: ESDIRK diagonal (None for explicit methods).
         predictor: optional stage predictors (ESDIRK), rows of coefficients
             whose meaning is defined by the step function that uses them.
+        filtered_estimate: ESDIRK only: the error estimate is Shampine's filtered
+            ``W^-1 sum (b - b_hat)_i z_i``, for pairs whose embedded stability function is
+            unbounded at infinity (TRBDF2); otherwise the plain difference ``sum (b - b_hat)_i z_i``.
         source: paper and code reference the numbers were taken from.
         b_err: derived ``b - b_hat`` (None without b_hat).
         fsal: derived; the last stage is evaluated at the new solution
@@ -81,6 +84,7 @@ class ButcherTableau:
     embedded_order: int | None = None
     gamma: Number | None = None
     predictor: Any = None
+    filtered_estimate: bool = False
     source: str = ""
     b_err: tuple | None = field(init=False, default=None)
     fsal: bool = field(init=False, default=False)
@@ -102,8 +106,8 @@ class ButcherTableau:
         diag = [self.A[i][i] for i in range(s)]
         if all(d == 0 for d in diag):
             kind = "explicit"
-            if self.gamma is not None:
-                raise ValueError(f"tableau {name}: gamma given but the diagonal of A is zero")
+            if self.gamma is not None or self.filtered_estimate:
+                raise ValueError(f"tableau {name}: gamma or filtered_estimate given but the diagonal of A is zero")
         else:
             kind = "esdirk"
             if diag[0] != 0 or self.gamma is None or any(not _close(d, self.gamma) for d in diag[1:]):

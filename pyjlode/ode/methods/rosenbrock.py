@@ -17,7 +17,8 @@ from ..tableaus import RosenbrockTableau
 # Published form, with d = 1/(2 + sqrt 2), e32 = 6 + sqrt 2, Wt = I - h d J, T = df/dt:
 #   k1 = Wt^-1 (F0 + h d T);  k2 = Wt^-1 (F1 - k1) + k1 with F1 = f(t + h/2, y + h/2 k1);
 #   y1 = y + h k2;  k3 = Wt^-1 (F2 - e32 (k2 - F1) - 2 (k1 - F0) + h d T) with F2 = f(t + h, y1);
-#   err = h/6 (k1 - 2 k2 + k3).
+#   err = h/6 (k1 - 2 k2 + k3), which estimates y_3rd - y1 (the 3rd-order value minus the
+#   advanced one), so b_hat = b + err weights here, where the engine's err is y1 - y_hat.
 # (OrdinaryDiffEq adds dt T instead of h d T in k3: a known defect we do not copy.)
 # As a classical 3-stage Rosenbrock method with K_i = h k_i this is Gamma = [[d], [-d, d],
 # [(e32 - 2) d, -e32 d, d]], alpha = [[], [1/2], [0, 1]], b = [0, 1, 0], err weights
@@ -39,7 +40,7 @@ ROSENBROCK23 = RosenbrockTableau(
     c=[0, 0.5, 1],
     d=[_D, 0, -_D],
     b=_R23_B,
-    b_hat=[bi - ei for bi, ei in zip(_R23_B, _R23_ERR)],
+    b_hat=[bi + ei for bi, ei in zip(_R23_B, _R23_ERR)],
     order=2, embedded_order=3,
     source="Shampine & Reichelt 1997, SIAM J. Sci. Comput. 18:1 (ode23s), transformed here",
 )

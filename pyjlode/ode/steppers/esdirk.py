@@ -22,7 +22,8 @@ W_CUTOFF = 0.2               # refactorise W when |gdt_W / gdt - 1| exceeds this
 @dataclass(frozen=True, slots=True)
 class ESDIRKPlan:
     """An ESDIRK tableau as Python floats: gamma, c, the rows of A below the diagonal, the
-    predictor rows, b and b - b_hat (nonzero entries only)."""
+    predictor rows, b and b - b_hat (nonzero entries only); ``filtered``: the error estimate
+    is solved with W (see the stepper)."""
 
     name: str
     gamma: float
@@ -31,6 +32,7 @@ class ESDIRKPlan:
     pred: tuple
     b: tuple
     b_err: tuple
+    filtered: bool
 
 
 @dataclass(slots=True, eq=False)
@@ -66,10 +68,12 @@ class ESDIRK(Stepper):
     (if J was stale), then a W for the exact gamma*dt (if it was rescaled), and otherwise the step
     fails (``ok=False``; the loop halves dt).
 
-    Error estimate: Shampine's filtered ``W^-1 sum (b - b_hat)_i z_i`` with the step's own LU
-    (not OrdinaryDiffEq's gamma*dt-scaled variant). With a stale J, ``W^-1 = (I - M) W_true^-1``
-    where M is the Newton contraction whose rate every stage measured, so the filter is off by at
-    most about ``1 / (1 - rate)``; a step with a rate above FAST_THETA refreshes J for the next.
+    Error estimate: ``sum (b - b_hat)_i z_i``, filtered through the step's own LU as
+    ``W^-1 sum (b - b_hat)_i z_i`` (Shampine; not OrdinaryDiffEq's gamma*dt-scaled variant) only
+    for tableaus whose embedded formula is unbounded at infinity (TRBDF2). With a stale J,
+    ``W^-1 = (I - M) W_true^-1`` where M is the Newton contraction whose rate every stage measured,
+    so the filter is off by at most about ``1 / (1 - rate)``; a step with a rate above FAST_THETA
+    refreshes J for the next.
     With a quad, the increment is ``dt sum b_i q(t + c_i dt, Y_i)`` at the converged stage values.
     """
 
@@ -83,7 +87,7 @@ class ESDIRK(Stepper):
         return ESDIRKPlan(name=tab.name, gamma=float(tab.gamma), c=tuple(float(x) for x in tab.c),
                           A=tuple(nonzero(tab.A[i][:i]) for i in range(s)),
                           pred=tuple(nonzero(r) for r in tab.predictor), b=nonzero(tab.b),
-                          b_err=nonzero(tab.b_err))
+                          b_err=nonzero(tab.b_err), filtered=tab.filtered_estimate)
 
     def init(self, problem, t0, y0, f0, q0=None, *, adaptive=True) -> ESDIRKState:
         return ESDIRKState(want_err=adaptive, q1=q0)
@@ -111,9 +115,13 @@ class ESDIRK(Stepper):
             Ys.append(tmp.add(zi, alpha=g))
         problem.stats.nnewton += state.iters
         state.fast = state.rate_max <= FAST_THETA
-        err = solve_w(problem, state.w, lincomb(None, z, p.b_err)) if state.want_err else None
+        err = self._estimate(problem, z, state) if state.want_err else None
         q = self._quad(problem, t, dt, Ys, state) if problem.has_quad else None
         return StepResult(Ys[-1], z[-1] / dt, err, q, True, tuple(z)), state
+
+    def _estimate(self, problem, z: list, state: ESDIRKState) -> Tensor:
+        err = lincomb(None, z, self.plan.b_err)
+        return solve_w(problem, state.w, err) if self.plan.filtered else err
 
     @staticmethod
     def _matrices(problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
