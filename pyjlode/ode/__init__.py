@@ -1,8 +1,8 @@
 """pyjlode's ODE engine: adaptive explicit and stiff Runge-Kutta solvers in PyTorch."""
 from .api import odeint as odeint, solve as solve
-from .errors import (MaxStepsExceeded as MaxStepsExceeded, NewtonFailure as NewtonFailure,
-                     NonFiniteState as NonFiniteState, SolverError as SolverError,
-                     StepSizeUnderflow as StepSizeUnderflow)
+from .errors import (FiniteTimeBlowUp as FiniteTimeBlowUp, MaxStepsExceeded as MaxStepsExceeded,
+                     NewtonFailure as NewtonFailure, NonFiniteState as NonFiniteState,
+                     SolverError as SolverError, StepSizeUnderflow as StepSizeUnderflow)
 from .loop import integrate as integrate
 from .methods import SOLVERS as SOLVERS, Method as Method, get_method as get_method
 from .problem import Problem as Problem, SolveStats as SolveStats
@@ -12,4 +12,4 @@ from .tableaus import ButcherTableau as ButcherTableau, RosenbrockTableau as Ros
 
 __all__ = ["solve", "odeint", "integrate", "Solution", "SOLVERS", "Method", "get_method", "Problem",
            "SolveStats", "StepResult", "ButcherTableau", "RosenbrockTableau", "SolverError",
-           "StepSizeUnderflow", "MaxStepsExceeded", "NewtonFailure", "NonFiniteState"]
+           "StepSizeUnderflow", "FiniteTimeBlowUp", "MaxStepsExceeded", "NewtonFailure", "NonFiniteState"]

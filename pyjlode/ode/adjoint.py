@@ -25,9 +25,11 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from ..errors import InputError
 from .adjoint_dynamics import (AutogradVJP, DenseState, UserVJP, backsolve_problem, forward_jacobian,
                                interpolating_problem)
 from .api import _check_inputs, _check_times
+from .errors import SolverError
 from .loop import integrate
 from .methods import Method, get_method
 from .problem import Problem, SolveStats
@@ -126,6 +128,8 @@ class _OdeintAdjoint(torch.autograd.Function):
         try:
             dense = DenseState(ctx.t_steps, steps[:len(steps) // 2], steps[len(steps) // 2:]) if steps else None
             a, a_plus, theta = _adjoint_solve(cfg, dense, ctx.last_dt, ys, grad_ys, vjp, bool(keep))
+        except SolverError as exc:   # its hint depends on the backward solve's sensealg
+            raise exc.with_context(sensealg=cfg.sensealg, backward=True)
         finally:
             vjp.release()
         grad_p = [None] * len(params)
@@ -218,19 +222,20 @@ def _default_params(f, params) -> tuple:
 def _make_config(f, y0, t, solver, backward_solver, sensealg, rtol, atol, backward_rtol, backward_atol,
                  jac, vjp, max_steps, dt0, backward_dt0, stats, norm) -> AdjointConfig:
     if sensealg not in SENSEALGS:
-        raise ValueError(f"unknown sensealg {sensealg!r}; choose one of: {', '.join(SENSEALGS)}")
+        raise InputError(f"unknown sensealg {sensealg!r}; choose one of: {', '.join(SENSEALGS)}")
     method = get_method(solver)
     bmethod = method if backward_solver is None else get_method(backward_solver)
     brtol = rtol if backward_rtol is None else backward_rtol
     batol = None if backward_atol is None else float(backward_atol)
     _check_inputs(method, y0, rtol, atol, dt0, True, norm, max_steps)
     if sensealg == "backsolve" and y0.dim() not in (1, 2):
-        raise ValueError(f"sensealg='backsolve' needs y0 of shape (n,) or (B, n), got {tuple(y0.shape)}")
+        raise InputError(f"sensealg='backsolve' needs y0 of shape (n,) or (B, n), got {tuple(y0.shape)}")
     if not bmethod.adaptive and backward_dt0 is None:
         backward_dt0 = dt0
-    _check_inputs(bmethod, y0, brtol, atol if batol is None else batol, backward_dt0, True, norm, max_steps)
+    _check_inputs(bmethod, y0, brtol, atol if batol is None else batol, backward_dt0, True, norm, max_steps,
+                  rtol_name="backward_rtol")
     if dt0 is not None and not math.isfinite(dt0):
-        raise ValueError(f"dt0 must be finite, got {dt0}")
+        raise InputError(f"dt0 must be finite, got {dt0}")
     return AdjointConfig(f=f, ts=tuple(_check_times(t)), method=method, backward_method=bmethod,
                          sensealg=sensealg, rtol=float(rtol), atol=float(atol), backward_rtol=float(brtol),
                          backward_atol=batol, jac=jac, vjp=vjp, max_steps=int(max_steps), dt0=dt0,
@@ -274,7 +279,7 @@ def odeint_adjoint(f: Callable, y0: Tensor, t, *, params: Optional[Sequence[Tens
         ``ys`` of shape ``(len(t), *y0.shape)``.
 
     Raises:
-        ValueError: bad input (one line naming the problem and the fix).
+        InputError: bad input (one line naming the problem and the fix; also a ValueError).
         SolverError: a forward or backward solve failed (see ``pyjlode.ode.errors``).
     """
     params = _default_params(f, params)

@@ -19,37 +19,45 @@ _NORMS = ("rms", "rows")
 def _check_times(t) -> list[float]:
     if isinstance(t, Tensor):
         if t.dim() != 1:
-            raise ValueError(f"t must be a 1-D tensor of output times, got shape {tuple(t.shape)}")
+            raise InputError(f"t must be a 1-D tensor of output times, got shape {tuple(t.shape)}")
         ts = [float(v) for v in t.detach().cpu().double().tolist()]
     else:
         ts = [float(v) for v in t]
     if not ts:
-        raise ValueError("t is empty: pass at least the initial time, e.g. t=[0.0, 1.0]")
+        raise InputError("t is empty: pass at least the initial time, e.g. t=[0.0, 1.0]")
     if not all(math.isfinite(v) for v in ts):
-        raise ValueError("t contains NaN or inf: pass finite output times")
+        raise InputError("t contains NaN or inf: pass finite output times")
     if len(ts) > 1:
         steps = [b - a for a, b in zip(ts, ts[1:])]
         if not (all(s > 0 for s in steps) or all(s < 0 for s in steps)):
-            raise ValueError("t must be strictly increasing or strictly decreasing")
+            raise InputError("t must be strictly increasing or strictly decreasing")
     return ts
 
 
-def _check_inputs(method, y0, rtol, atol, dt, adaptive, norm, max_steps):
+
+
+def _check_inputs(method, y0, rtol, atol, dt, adaptive, norm, max_steps, rtol_name="rtol"):
     if not isinstance(y0, Tensor) or not y0.is_floating_point():
-        raise ValueError("y0 must be a floating-point torch.Tensor (float32 or float64)")
+        raise InputError("y0 must be a floating-point torch.Tensor (float32 or float64)")
     if method.stiff and y0.dim() not in (1, 2):
-        raise ValueError(f"{method.name} needs y0 of shape (n,) or (B, n), got {tuple(y0.shape)}")
+        raise InputError(f"{method.name} needs y0 of shape (n,) or (B, n), got {tuple(y0.shape)}")
     if not (rtol >= 0 and atol >= 0 and rtol + atol > 0):
-        raise ValueError(f"tolerances must be non-negative and not both zero, got rtol={rtol}, atol={atol}")
+        raise InputError(f"tolerances must be non-negative and not both zero, got {rtol_name}={rtol}, atol={atol}")
+    unit = torch.finfo(y0.dtype).eps / 2
+    if 0 < rtol < unit:   # below the largest relative rounding error: no step can meet it, every solver grinds
+        dtype = str(y0.dtype).removeprefix("torch.")
+        raise InputError(f"{rtol_name}={rtol:g} is below {dtype}'s unit roundoff {unit:.2g}, so no solver can "
+                         f"meet it: use {rtol_name} >= {unit:.2g} (1e-6 or looser in practice)"
+                         + (" or float64 states" if dtype != "float64" else ""))
     if dt is not None and not (math.isfinite(dt) and dt != 0):
-        raise ValueError(f"dt must be a finite nonzero step size, got {dt}")
+        raise InputError(f"dt must be a finite nonzero step size, got {dt}")
     if dt is None and not (adaptive and method.adaptive):
         why = "is a fixed-step solver" if not method.adaptive else "with adaptive=False needs a step"
-        raise ValueError(f"{method.name} {why}: pass dt=..., or use an adaptive solver such as Tsit5")
+        raise InputError(f"{method.name} {why}: pass dt=..., or use an adaptive solver such as Tsit5")
     if norm not in _NORMS:
-        raise ValueError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
+        raise InputError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
     if max_steps < 1:
-        raise ValueError(f"max_steps must be positive, got {max_steps}")
+        raise InputError(f"max_steps must be positive, got {max_steps}")
 
 
 def solve(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, solver: str = "Tsit5",
@@ -75,7 +83,8 @@ def solve(f: Callable, y0: Tensor, t: Union[Tensor, Sequence[float]], *, solver:
         :class:`~pyjlode.ode.solution.Solution` with ``.ts``, ``.ys``, ``.stats`` and dense output.
 
     Raises:
-        ValueError: bad input (one line naming the problem and the fix).
+        InputError: bad input, including an rtol below the unit roundoff of y0's dtype (one line
+            naming the problem and the fix; also a ValueError).
         SolverError: the integration failed (see ``pyjlode.ode.errors``).
     """
     method = get_method(solver)

@@ -102,7 +102,7 @@ def initial_step(problem, t0: float, y0: Tensor, f0: Tensor, direction: float, o
     d0, d1 = torch.stack([_scaled_norm(y0, scale, norm), _scaled_norm(f0, scale, norm)]).tolist()  # one sync
     if not (math.isfinite(d0) and math.isfinite(d1)):
         raise NonFiniteState("the initial state or f(t0, y0) is not finite", solver=solver, t=t0, dt=0.0,
-                             hint="check y0 and the vector field at the initial time")
+                             cause="initial")
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     h0 = min(h0, dtmax)
     f1 = problem.f_eval(t0 + direction * h0, y0 + (direction * h0) * f0)

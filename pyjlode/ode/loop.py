@@ -7,14 +7,16 @@ dt, state, rejected=...)`` returns ``(StepResult, state)``.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from .control import PIController, error_ratio, initial_step
 from .dense import hermite_eval
-from .errors import MaxStepsExceeded, NewtonFailure, NonFiniteState, StepSizeUnderflow
+from .errors import FiniteTimeBlowUp, MaxStepsExceeded, NewtonFailure, NonFiniteState, StepSizeUnderflow
 from .problem import Problem, materialize
 from .solution import Solution
 
@@ -25,7 +27,16 @@ _STRETCH = 1.01
 _STRETCH_FIXED = 1.0 + 1e-9
 _MAX_NONFINITE = 5       # consecutive non-finite attempts (each shrinks dt 5x) before giving up
 _MAX_STEP_FAILS = 10     # consecutive failed implicit solves before NewtonFailure
-_DT_FLOOR = 1e-12        # smallest |dt| relative to |t|
+# Smallest |dt|: this many units in the last place of t in the engine's time type (float64, a Python
+# float), OrdinaryDiffEq's eps(t) floor with a margin. Not y's dtype: a float32 stiff solve can dip
+# below float32's resolution of t for a few steps and recover (Kvaerno5 on a float32 linear stiff
+# problem reaches dt = 2.7e-6 at t = 2.36, 10 float32 ulps of t).
+_DT_FLOOR_ULPS = 10
+_T_EPS = sys.float_info.epsilon
+# Blow-up, told apart from other step-size collapses: |y| grew at least this much since t0 and its
+# own time scale |y| / |f| is within this many step sizes (y ~ (t* - t)^-a: dt shrinks with t* - t).
+_BLOWUP_GROWTH = 10.0
+_BLOWUP_STEPS = 1000.0
 
 
 def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Tensor, *,
@@ -56,15 +67,16 @@ def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Te
     t0, t_end = ts[0], ts[-1]
     before = problem.stats.copy()
     adaptive = adaptive and method.adaptive_order is not None
+    if not adaptive and dt0 is None:
+        raise InputError(f"{method.name}: fixed-step integration needs dt (pass dt=...)")
     q0 = None
     if f0 is None:
         if problem.has_quad:   # the first step's stage-0 quad rates come with f0 at no extra cost
             f0, q0 = problem.fq_eval(t0, y0)
         else:
             f0 = problem.f_eval(t0, y0)
+    check_field_output(f0, y0)
     direction = 1.0 if t_end >= t0 else -1.0
-    if not adaptive and dt0 is None:
-        raise ValueError(f"{method.name}: fixed-step integration needs dt (pass dt=...)")
     loop = _Loop(problem, method, adaptive, dense, max_steps, direction, norm, ts, y0, f0)
     if t_end != t0:
         if dt0 is not None:
@@ -93,6 +105,8 @@ class _Loop:
         self.dt_next = self.dt_fixed = None
         self.q = None
         self.fails = self.nonfinite = 0
+        self.y0, self.f0 = y0, f0
+        self.huge = math.sqrt(torch.finfo(y0.dtype).max)   # past it, y*y overflows
         self.t_steps = [ts[0]]
         self.y_steps, self.f_steps = ([y0], [f0]) if dense else (None, None)
         self.out, self.next_out = [y0], 1
@@ -134,13 +148,13 @@ class _Loop:
                 res, state = stepper.step(problem, t, y, f, dt_try, state, rejected=rejected)
             except ArithmeticError as e:  # e.g. FloatingPointError from a numpy-backed field
                 raise _fail(NonFiniteState, f"the vector field raised {type(e).__name__}: {e}",
-                            method, t, dt_try) from e
-            accept, dt_new = self._judge(res, t, y, dt_try, first=n_acc == 0 and not warm)
+                            method, t, dt_try, cause="field") from e
+            accept, dt_new = self._judge(res, t, y, f, dt_try, state, first=n_acc == 0 and not warm)
             rejected = not accept
             if rejected:
                 stats.nreject += 1
                 dt = dt_new
-                self._check_dt(t, dt, nonfinite=self.nonfinite > 0)
+                self._check_dt(t, y, f, dt, dt_try, state)
                 continue
             stats.naccept += 1
             n_acc += 1
@@ -158,14 +172,19 @@ class _Loop:
             # After a clipped last step keep the larger of the two proposals for warm starts.
             self.dt_next = d * max(abs(dt_new), abs(dt)) if last else dt_new
             dt = dt_new
+            if self.adaptive and not last:   # a collapse on accepted steps (a blow-up) is caught here
+                self._check_dt(t, y, f, dt, dt_try, state)
         if not self.adaptive and not bool(torch.isfinite(y).all()):
-            raise _fail(NonFiniteState, "the fixed-step solution is NaN or inf", method, t, dt)
+            raise _fail(NonFiniteState, "the fixed-step solution is NaN or inf", method, t, dt,
+                        hint="use a smaller fixed dt or adaptive=True")
         self.y, self.f = y, f
 
-    def _judge(self, res, t, y, dt_try, first):
+    def _judge(self, res, t, y, f, dt_try, state, first):
         """``(accept, dt_next)`` for an attempted step; raises after repeated failures."""
         method = self.method
-        if not res.ok:  # the implicit stage equations did not converge
+        if res.nonfinite:       # NaN/inf met inside an implicit solve
+            return self._nonfinite_attempt(t, y, f, dt_try, state)
+        if not res.ok:          # the implicit stage equations did not converge
             self.fails += 1
             if self.fails >= _MAX_STEP_FAILS or not self.adaptive:
                 raise _fail(NewtonFailure, f"{self.fails} consecutive implicit solves failed", method, t,
@@ -175,22 +194,86 @@ class _Loop:
         if not self.adaptive:
             return True, self.dt_fixed
         ratio = error_ratio(res.err, y, res.y1, self.problem.rtol, self.problem.atol, self.norm)
-        if not math.isfinite(ratio):  # NaN/inf somewhere in the step: shrink hard, give up if it persists
-            self.nonfinite += 1
-            if self.nonfinite >= _MAX_NONFINITE:
-                raise _fail(NonFiniteState, "the step produced NaN or inf", method, t, dt_try)
-            return False, dt_try * self.controller.qmin
+        if not math.isfinite(ratio):  # NaN/inf somewhere in the step
+            return self._nonfinite_attempt(t, y, f, dt_try, state)
         self.nonfinite = 0
         return self.controller.propose(dt_try, ratio, first)
 
-    def _check_dt(self, t, dt, nonfinite=False):
-        floor = _DT_FLOOR * abs(t) + 1e-300
-        if abs(dt) < floor:
-            if nonfinite:  # shrinking did not help: the field itself is NaN/inf just ahead
-                raise _fail(NonFiniteState, "the vector field gives NaN or inf for every step tried",
-                            self.method, t, dt)
-            raise _fail(StepSizeUnderflow, f"step size fell below {floor:.3g}", self.method, t, dt)
+    def _nonfinite_attempt(self, t, y, f, dt_try, state):
+        """Shrink hard after a non-finite attempt; diagnose and raise if it persists."""
+        self.nonfinite += 1
+        if self.nonfinite >= _MAX_NONFINITE or not self.adaptive:
+            raise self._nonfinite_failure(t, y, f, dt_try, state)
+        return False, dt_try * self.controller.qmin
+
+    @staticmethod
+    def _floor(t: float) -> float:
+        """The smallest step at t: _DT_FLOOR_ULPS units in the last place of t."""
+        return _DT_FLOOR_ULPS * _T_EPS * abs(t) + 1e-300
+
+    def _check_dt(self, t, y, f, dt, dt_try, state):
+        floor = self._floor(t)
+        if abs(dt) >= floor:
+            return
+        if self.nonfinite:      # shrinking did not help: NaN/inf just ahead
+            raise self._nonfinite_failure(t, y, f, dt_try, state)
+        raise self._collapse(t, y, f, dt, f"step size fell below {floor:.3g}")
+
+    def _blowing_up(self, y, f, dt) -> Optional[float]:
+        """max |y| if the solution is blowing up at (y, f = f(t, y)) with steps of size dt, else None.
+
+        A blow-up (y ~ (t* - t)^-a) grows |y| while its own time scale |y| / |f| shrinks along with the
+        step size; unbounded growth of any kind ends near the dtype's range (the overflow shows as NaN
+        or inf). A discontinuity, a singular f or NaN ahead collapses dt with |y| bounded.
+        """
+        ny, nf, ny0 = torch.stack([y.detach().abs().max(), f.detach().abs().max(),
+                                   self.y0.detach().abs().max()]).tolist()
+        grew = ny >= _BLOWUP_GROWTH * max(ny0, self.problem.atol)
+        return ny if grew and (ny <= _BLOWUP_STEPS * abs(dt) * nf or ny >= self.huge) else None
+
+    def _collapse(self, t, y, f, dt, what):
+        """FiniteTimeBlowUp if the solution is blowing up, else StepSizeUnderflow saying ``what``."""
+        ny = self._blowing_up(y, f, dt)
+        if ny is not None:
+            return _fail(FiniteTimeBlowUp, f"the solution grows without bound (max |y| = {ny:.3g})",
+                         self.method, t, dt)
+        return _fail(StepSizeUnderflow, what, self.method, t, dt)
+
+    def _nonfinite_failure(self, t, y, f, dt_try, state):
+        """The error for NaN/inf that shrinking dt did not cure, naming where it comes from."""
+        if bool(torch.isfinite(f).all()) and self._blowing_up(y, f, dt_try) is not None:
+            return self._collapse(t, y, f, dt_try, "")
+        J, T = getattr(state, "J", None), getattr(state, "T", None)   # stiff steppers' matrices at t
+        if not bool(torch.isfinite(f).all()):
+            cause, what = "field", "the vector field returned NaN or inf at a finite state"
+        elif J is not None and not bool(torch.isfinite(J).all()):
+            cause, what = "jacobian", "the Jacobian of the vector field is NaN or inf at a finite state"
+        elif T is not None and not bool(torch.isfinite(T).all()):
+            cause, what = "field", "the vector field returned NaN or inf just after t (in df/dt) for a finite state"
+        elif not bool(torch.isfinite(self.problem.f_eval(t + dt_try, y)).all()):
+            cause, what = "field", f"the vector field returned NaN or inf at t={t + dt_try:.9g} for a finite state"
+        else:
+            cause, what = "domain", "every step tried produced NaN or inf, though f is finite at the current state"
+        return _fail(NonFiniteState, what, self.method, t, dt_try, cause=cause)
 
 
 def _fail(cls, what, method, t, dt, **kw):
-    return cls(what, solver=method.name, t=t, dt=dt, **kw)
+    return cls(what, solver=method.name, t=t, dt=dt, family=method.stepper.family, **kw)
+
+
+def check_field_output(dy, y: Tensor) -> None:
+    """The vector field's value at the initial point is a tensor shaped and typed like y (one check).
+
+    Raises:
+        InputError: naming what f returned and what was expected.
+    """
+    if not isinstance(dy, Tensor):
+        raise InputError(f"the vector field returned {type(dy).__name__}; it must return a torch.Tensor "
+                         f"dy/dt shaped like y, here {tuple(y.shape)} {str(y.dtype)[6:]}")
+    if dy.shape != y.shape:
+        raise InputError(f"the vector field returned shape {tuple(dy.shape)} for y of shape {tuple(y.shape)}; "
+                         f"return dy/dt with y's shape")
+    if dy.dtype != y.dtype or dy.device != y.device:
+        raise InputError(f"the vector field returned {str(dy.dtype)[6:]} on {dy.device} for y of "
+                         f"{str(y.dtype)[6:]} on {y.device}; return y's dtype and device (create constants "
+                         f"with dtype=y.dtype, device=y.device)")

@@ -392,8 +392,11 @@ def _run_guarded(trainer: Trainer) -> str:
 
 def _solver_failure(exc: SolverError, mcfg: ModelConfig) -> str:
     """What a solver failure during training says: which solver failed, where, and what to try."""
+    from ..ode.errors import FiniteTimeBlowUp, NonFiniteState
     from ..ode.methods import get_method
 
+    if isinstance(exc, (NonFiniteState, FiniteTimeBlowUp)) and exc.hint:   # no solver setting cures these
+        return f"solver {exc.solver} failed ({exc.what} at t={exc.t:.4g}); {exc.hint}"
     backward = mcfg.ode.backward_solver
     stiff = backward is not None and get_method(backward).stiff
     advice = ("try another stiff solver, e.g. `backward_solver` Rodas5P" if stiff else

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from ...errors import InputError
 from ..steppers import ESDIRK, ExplicitRK, Rosenbrock, Stepper
 from ..tableaus import ButcherTableau, RosenbrockTableau
 from .esdirk import KENCARP4, KVAERNO5, TRBDF2
@@ -60,13 +61,13 @@ def get_method(name: str | Method) -> Method:
     """The registered solver called ``name`` (case-insensitive, aliases accepted).
 
     Raises:
-        ValueError: unknown name; the message lists the valid ones.
+        InputError: unknown name; the message lists the valid ones.
     """
     if isinstance(name, Method):
         return name
     m = _LOOKUP.get(str(name).lower())
     if m is None:
-        raise ValueError(f"unknown solver {name!r}; choose one of: {', '.join(sorted(SOLVERS))}")
+        raise InputError(f"unknown solver {name!r}; choose one of: {', '.join(sorted(SOLVERS))}")
     return m
 
 

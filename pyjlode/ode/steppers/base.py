@@ -30,6 +30,8 @@ class StepResult(NamedTuple):
             solve is not adaptive.
         q: quadrature increment over the step, or None when the problem has no quad.
         ok: False when an implicit solve failed; the loop then halves dt and retries.
+        nonfinite: the failed implicit solve met NaN or inf (in f, the Jacobian or an iterate); the
+            loop then shrinks dt hard and, if that does not cure it, names the cause.
         stages: what the family's own dense output is built from, computed anyway: the stage
             derivatives k_i (explicit RK, k_0 = f0), the W-transformed stage vectors k_i
             (Rosenbrock, as OrdinaryDiffEq's Rodas interpolant uses them), or the stage
@@ -42,6 +44,7 @@ class StepResult(NamedTuple):
     q: Optional[tuple] = None
     ok: bool = True
     stages: tuple = ()
+    nonfinite: bool = False
 
 
 @dataclass(slots=True, eq=False)

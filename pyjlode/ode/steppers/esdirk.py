@@ -46,6 +46,7 @@ class ESDIRKState(State):
         theta: Newton rate carried to the next stage solve (1 after a rejection or failure).
         fast: every Newton rate of the last step was at most FAST_THETA, so J is kept.
         iters, rate_max: Newton iterations and largest measured rate of the current attempt.
+        nonfinite: the last stage solve that failed met NaN or inf.
     """
 
     jac: Jacobian = field(default_factory=Jacobian)
@@ -56,6 +57,7 @@ class ESDIRKState(State):
     fast: bool = False
     iters: int = 0
     rate_max: float = 0.0
+    nonfinite: bool = False
 
 
 class ESDIRK(Stepper):
@@ -110,7 +112,7 @@ class ESDIRK(Stepper):
             if zi is None:
                 problem.stats.nnewton += state.iters
                 state.fast = False
-                return StepResult(y, f0, None, None, False), state
+                return StepResult(y, f0, None, None, False, nonfinite=state.nonfinite), state
             z.append(zi)
             Ys.append(tmp.add(zi, alpha=g))
         problem.stats.nnewton += state.iters
@@ -136,6 +138,7 @@ class ESDIRK(Stepper):
         """One stage's Newton solve with the recovery ladder: fresh J, then exact W, then give up."""
         gdt = self.plan.gamma * dt
         while True:
+            state.nonfinite = False
             zi = solve_stage(problem, ti, tmp, guess, y, dt, self.plan.gamma, state)
             if zi is not None:
                 return zi

@@ -68,7 +68,8 @@ def solve_stage(problem, ti: float, tmp: Tensor, z: Tensor, y: Tensor, dt: float
     """Solve ``z = dt f(ti, tmp + gamma z)`` from the guess z; None when it fails.
 
     ``state`` supplies the LU (``w``), whether J is fresh (``j_current``) and the carried rate
-    (``theta``); ``iters`` and ``rate_max`` are accumulated for the stepper. A W factorised for
+    (``theta``); ``iters`` and ``rate_max`` are accumulated for the stepper, and ``nonfinite`` is set
+    when the solve fails on NaN or inf. A W factorised for
     another gamma*dt (within the refactorisation cutoff) is rescaled by gdt_W / gdt, which is
     exact for the stiff components that dominate convergence (OrdinaryDiffEq does the same); the
     non-stiff ones then contract only by |1 - corr| per iteration, a floor for theta.
@@ -92,6 +93,7 @@ def solve_stage(problem, ti: float, tmp: Tensor, z: Tensor, y: Tensor, dt: float
             dz = dz * corr
         ndz, nG, noise = _norms(dz, G, dtf, z, inv_scale)
         if not (math.isfinite(ndz) and math.isfinite(nG)):
+            state.nonfinite = True
             return None
         if it > 1:
             rate = _rate(ndz, nG, noise * eps, prev)
