@@ -20,6 +20,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from gru_ode_reference import reference_field
 
 from pyjlode.backends import (BackendUnavailable, _julia_layout, _julia_runtime, get_backend, julia,
                               preload_for, warmup)
@@ -324,19 +325,6 @@ def test_layout_rejects_non_cpu_tensors():
 
 
 # ------------------------------------------------------------------------------- marshalling
-def _field(U, C, bhn, tau, reset_after):
-    """The GRU-ODE right-hand side written from the equations (independent reference)."""
-    H = U.shape[1]
-
-    def f(t, h):
-        r = torch.sigmoid(C[:, :H] + h @ U[:H].T)
-        z = torch.sigmoid(C[:, H:2 * H] + h @ U[H:2 * H].T)
-        if reset_after:
-            g = torch.tanh(C[:, 2 * H:] + r * (h @ U[2 * H:].T + bhn))
-        else:
-            g = torch.tanh(C[:, 2 * H:] + (r * h) @ U[2 * H:].T)
-        return (1 - z) * (g - h) / tau
-    return f
 
 
 class FakePyJlODE:
@@ -355,7 +343,7 @@ class FakePyJlODE:
 
     @staticmethod
     def _step(h0, U, C, bhn, dt, tau, reset_after):
-        return h0 + dt * _field(U, C, 0.0 if bhn is None else bhn, tau, reset_after)(0.0, h0)
+        return h0 + dt * reference_field(U, C, 0.0 if bhn is None else bhn, tau, reset_after)(0.0, h0)
 
     def forward_b(self, h1, h0, Ut, C, bhn, *, dt, tau, reset_after, solver, rtol, atol, dense):
         self.calls.append(("forward!", solver, dense, np.asarray(h0).dtype))

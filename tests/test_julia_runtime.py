@@ -20,6 +20,7 @@ import textwrap
 
 import pytest
 import torch
+from gru_ode_reference import reference_field
 
 from pyjlode.backends import BackendUnavailable, get_backend
 from pyjlode.ode.errors import MaxStepsExceeded
@@ -33,21 +34,6 @@ def jl():
         return get_backend("julia")
     except BackendUnavailable as err:
         pytest.skip(f"no Julia runtime here, runtime checks not run: {err}")
-
-
-def _field(U, C, bhn, tau, reset_after):
-    """The GRU-ODE right-hand side written from the equations (independent reference)."""
-    H = U.shape[1]
-
-    def f(t, h):
-        r = torch.sigmoid(C[:, :H] + h @ U[:H].T)
-        z = torch.sigmoid(C[:, H:2 * H] + h @ U[H:2 * H].T)
-        if reset_after:
-            g = torch.tanh(C[:, 2 * H:] + r * (h @ U[2 * H:].T + bhn))
-        else:
-            g = torch.tanh(C[:, 2 * H:] + (r * h) @ U[2 * H:].T)
-        return (1 - z) * (g - h) / tau
-    return f
 
 
 def _problem(B, H, scale=1.0, seed=1, dtype=torch.float64):
@@ -75,7 +61,7 @@ def _references(args, w, tau, reset_after, native=True):
 
     h0, U, C, bhn = (x.detach().double().requires_grad_() for x in args)
     inputs = (h0, U, C, bhn) if reset_after else (h0, U, C)
-    f = _field(U, C, bhn, tau, reset_after)
+    f = reference_field(U, C, bhn, tau, reset_after)
     solvers = {"torchdiffeq": lambda: torchdiffeq.odeint(f, h0, torch.tensor([0.0, 1.0]).double(),
                                                          rtol=1e-12, atol=1e-12, method="dopri5")}
     if native:

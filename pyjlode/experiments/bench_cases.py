@@ -193,15 +193,11 @@ def peak_memory_mb(case: str, w: dict, x64: Tensor, cfg: BenchConfig) -> float:
         return (torch.cuda.max_memory_allocated(cfg.device) - base) / 2**20
     from torch.profiler import ProfilerActivity, profile
 
+    from .memory import peak_allocated
+
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run_step(case, w, x64, cfg)
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    return peak / 2**20
+    return peak_allocated(prof) / 2**20
 
 
 def reference_grads(w: dict, x64: Tensor, cfg: BenchConfig) -> list:

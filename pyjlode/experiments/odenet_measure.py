@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile
 
+from .memory import peak_allocated
+
 MB = 2.0 ** 20
 
 
@@ -48,21 +50,6 @@ class SavedTensorMeter:
 
     def __exit__(self, *exc) -> None:
         self._hooks.__exit__(*exc)
-
-
-def peak_allocated(prof: profile) -> int:
-    """Peak of the running sum of the allocation records of a ``profile(profile_memory=True)`` session.
-
-    Each record is one allocation (+bytes) or free (-bytes) by the CPU allocator; frees of tensors made before
-    the session are not recorded, so the sum starts at 0 with the session.
-    """
-    records = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                     if e.name() == "[memory]")
-    total = peak = 0
-    for _, nbytes in records:
-        total += nbytes
-        peak = max(peak, total)
-    return peak
 
 
 @contextmanager
