@@ -61,7 +61,8 @@ def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Te
         A :class:`Solution`; intermediate outputs are interpolated, never stepped to.
 
     Raises:
-        StepSizeUnderflow, MaxStepsExceeded, NewtonFailure, NonFiniteState.
+        StepSizeUnderflow (FiniteTimeBlowUp), MaxStepsExceeded, NewtonFailure, NonFiniteState;
+        InputError: fixed-step without dt, or f(t0, y0) not shaped and typed like y0.
     """
     ts = [float(t) for t in (t_eval.tolist() if isinstance(t_eval, Tensor) else t_eval)]
     t0, t_end = ts[0], ts[-1]
@@ -105,7 +106,7 @@ class _Loop:
         self.dt_next = self.dt_fixed = None
         self.q = None
         self.fails = self.nonfinite = 0
-        self.y0, self.f0 = y0, f0
+        self.y0 = y0
         self.huge = math.sqrt(torch.finfo(y0.dtype).max)   # past it, y*y overflows
         self.t_steps = [ts[0]]
         self.y_steps, self.f_steps = ([y0], [f0]) if dense else (None, None)
