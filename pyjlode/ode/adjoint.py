@@ -108,11 +108,13 @@ class _OdeintAdjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cfg: AdjointConfig, y0: Tensor, t: Optional[Tensor], *params: Tensor) -> Tensor:
         sol = _forward_solve(cfg, y0, dense=cfg.sensealg == "interpolating")
-        # The dense step data are the only checkpoints; saved (not stored on ctx) so autograd
-        # frees them after a backward without retain_graph.
+        # The dense step data (y, f and the interpolant's stages) are the only checkpoints; saved
+        # (not stored on ctx) so autograd frees them after a backward without retain_graph.
         steps = (*sol._y_steps, *sol._f_steps) if sol._y_steps is not None else ()
+        kept = sol._k_steps or ()
         ctx.cfg, ctx.t_steps, ctx.n_params, ctx.last_dt = cfg, sol.t_steps, len(params), sol.dt_next
-        ctx.save_for_backward(sol.ys, *params, *steps)
+        ctx.n_steps, ctx.interp = len(steps), sol.interpolant
+        ctx.save_for_backward(sol.ys, *params, *steps, *(k for ks in kept for k in ks))
         return sol.ys
 
     @staticmethod
@@ -120,13 +122,13 @@ class _OdeintAdjoint(torch.autograd.Function):
     def backward(ctx, grad_ys: Tensor):
         cfg = ctx.cfg
         ys, *saved = ctx.saved_tensors
-        params, steps = saved[:ctx.n_params], saved[ctx.n_params:]
+        params, steps = saved[:ctx.n_params], saved[ctx.n_params:ctx.n_params + ctx.n_steps]
         need_y0, need_t, need_p = ctx.needs_input_grad[1], ctx.needs_input_grad[2], ctx.needs_input_grad[3:]
         keep = [k for k, need in enumerate(need_p) if need]
         vjp = (UserVJP(cfg.f, cfg.vjp, keep) if cfg.vjp is not None
                else AutogradVJP(cfg.f, [params[k] for k in keep]))
         try:
-            dense = DenseState(ctx.t_steps, steps[:len(steps) // 2], steps[len(steps) // 2:]) if steps else None
+            dense = _dense_state(ctx, steps, saved[ctx.n_params + ctx.n_steps:]) if steps else None
             a, a_plus, theta = _adjoint_solve(cfg, dense, ctx.last_dt, ys, grad_ys, vjp, bool(keep))
         except SolverError as exc:   # its hint depends on the backward solve's sensealg
             raise exc.with_context(sensealg=cfg.sensealg, backward=True)
@@ -137,6 +139,13 @@ class _OdeintAdjoint(torch.autograd.Function):
             grad_p[k] = torch.zeros_like(params[k]) if g is None else g
         grad_t = _time_grads(cfg, ys, grad_ys, a_plus) if need_t else None
         return (None, a if need_y0 else None, grad_t, *grad_p)
+
+
+def _dense_state(ctx, steps: tuple, flat_stages: tuple) -> DenseState:
+    """The forward's y(t) from its saved step data; the stages come flat, len(interp.idx) per step."""
+    n, m = len(steps) // 2, len(ctx.interp.idx)
+    k_steps = [flat_stages[i * m:(i + 1) * m] for i in range(n - 1)] if flat_stages else None
+    return DenseState(ctx.t_steps, steps[:n], steps[n:], k_steps, ctx.interp)
 
 
 def _adjoint_solve(cfg: AdjointConfig, dense: Optional[DenseState], last_dt: Optional[float], ys: Tensor,

@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .dense import hermite_eval
+from .dense import HERMITE, Interpolant, interpolate
 from .linalg import Jacobian
 from .problem import Problem
 
@@ -29,7 +29,8 @@ MEMO_SIZE = 8
 
 
 class DenseState:
-    """y(t) from the forward solve's accepted steps (cubic Hermite, as its dense output).
+    """y(t) from the forward solve's accepted steps, by the forward method's own interpolant (cubic
+    Hermite where the steps kept no stages), exactly as the forward's dense output.
 
     Lookups are memoised: implicit backward stages evaluate the adjoint many times at one stage
     time (Newton iterations, then the quadrature), and returning the identical tensor lets
@@ -38,12 +39,16 @@ class DenseState:
     Args:
         t_steps: accepted step boundaries (floats, monotone in either direction).
         y_steps, f_steps: y and f at those boundaries.
+        k_steps: per step, the stages ``interpolant`` reads (None: cubic Hermite).
+        interpolant: the forward method's :class:`~pyjlode.ode.dense.Interpolant`.
     """
 
-    __slots__ = ("_t", "_y", "_f", "_keys", "_sign", "_memo")
+    __slots__ = ("_t", "_y", "_f", "_k", "_ip", "_keys", "_sign", "_memo")
 
-    def __init__(self, t_steps: Sequence[float], y_steps: Sequence[Tensor], f_steps: Sequence[Tensor]):
+    def __init__(self, t_steps: Sequence[float], y_steps: Sequence[Tensor], f_steps: Sequence[Tensor],
+                 k_steps: Optional[Sequence[tuple]] = None, interpolant: Interpolant = HERMITE):
         self._t, self._y, self._f = list(t_steps), list(y_steps), list(f_steps)
+        self._k, self._ip = (list(k_steps), interpolant) if k_steps else (None, HERMITE)
         self._sign = 1.0 if self._t[-1] >= self._t[0] else -1.0
         self._keys = [self._sign * t for t in self._t]    # ascending, for bisect
         self._memo: dict = {}
@@ -60,7 +65,8 @@ class DenseState:
         if len(self._t) == 1:
             return self._y[0]
         i = min(max(bisect.bisect_right(self._keys, self._sign * t) - 1, 0), len(self._t) - 2)
-        return hermite_eval(self._t[i], self._t[i + 1], self._y[i], self._f[i], self._y[i + 1], self._f[i + 1], t)
+        return interpolate(self._ip, self._t[i], self._t[i + 1], self._y[i], self._f[i], self._y[i + 1],
+                           self._f[i + 1], self._k[i] if self._k is not None else None, t)
 
 
 def _t_tensor(t: float, y: Tensor) -> Tensor:

@@ -1,7 +1,15 @@
-"""Cubic Hermite dense output and quadrature over one step."""
+"""Dense output over one step: each method's own interpolant from its stages, the cubic Hermite
+fallback, and the Hermite quadrature.
+
+Memory: a dense solve keeps, per accepted step, y and f at its end plus the stage tensors its
+interpolant reads (``Interpolant.idx``), each shaped like y. They are references to tensors the step
+computed anyway; stage 0 of an explicit method is f0 and the FSAL last stage is f1, already kept.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 from torch import Tensor
 
@@ -22,6 +30,79 @@ def hermite_eval(t0: float, t1: float, y0: Tensor, f0: Tensor, y1: Tensor, f1: T
     out.add_(y1, alpha=3 * s2 - 2 * s3)
     out.add_(f0, alpha=h * (s3 - 2 * s2 + s))
     out.add_(f1, alpha=h * (s3 - s2))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Interpolant:
+    """A method's dense output as Python floats, in the form the loop evaluates.
+
+    ``y(t0 + s h) = (1 - s) y0 + s y1 + sum_j w_j(s) K_idx[j]`` with ``w_j(s) = sum_m coef[j][m] s^(m+1)``
+    the paper's ``b_i(s) - s b_i``: it vanishes at s = 1 (exact y1) and, since y1 = y0 + sum b_i K_i, is
+    the paper's polynomial. ``K_i`` is ``h k_i`` for derivative stages (``per_dt``), the stage itself
+    otherwise. ``idx`` empty: the cubic Hermite of (y, f) at the step ends.
+
+    Attributes:
+        name: the interpolant's name, as its source gives it.
+        order: its order (the error at fixed s is O(h^(order+1))).
+        idx: the stages a step keeps for it.
+        coef: per kept stage, the coefficients of s^1, s^2, ...
+        per_dt: the stages are derivatives (explicit RK), scaled by h.
+    """
+
+    name: str
+    order: int
+    idx: tuple = ()
+    coef: tuple = ()
+    per_dt: bool = False
+
+    @staticmethod
+    def from_dense(dense, b, per_dt: bool) -> "Interpolant":
+        """From a tableau's :class:`~pyjlode.ode.tableaus.DenseOutput` and its weights b."""
+        idx, coef = [], []
+        for i, (row, bi) in enumerate(zip(dense.P, b)):
+            w = [float(row[0]) - float(bi), *(float(x) for x in row[1:])]
+            if any(w):
+                idx.append(i)
+                coef.append(tuple(w))
+        return Interpolant(dense.name, dense.order, tuple(idx), tuple(coef), per_dt)
+
+    @property
+    def uses_stages(self) -> bool:
+        return bool(self.idx)
+
+    def keep(self, stages: tuple) -> tuple:
+        """The stages of an accepted step that this interpolant reads (empty for Hermite)."""
+        return tuple(stages[i] for i in self.idx) if self.idx and stages else ()
+
+
+HERMITE = Interpolant("cubic Hermite", 3)
+
+
+def interpolate(ip: Interpolant, t0: float, t1: float, y0: Tensor, f0: Tensor, y1: Tensor, f1: Tensor,
+                kept: Optional[tuple], t: float) -> Tensor:
+    """y(t) on the step [t0, t1]: the method's interpolant from its kept stages, else cubic Hermite."""
+    if kept and ip.idx:
+        return stage_eval(ip, t0, t1, y0, y1, kept, t)
+    return hermite_eval(t0, t1, y0, f0, y1, f1, t)
+
+
+def stage_eval(ip: Interpolant, t0: float, t1: float, y0: Tensor, y1: Tensor, kept: tuple, t: float) -> Tensor:
+    """A stage-based interpolant (explicit RK, Rosenbrock, ESDIRK alike) at t; exact at both ends."""
+    h = t1 - t0
+    s = (t - t0) / h
+    if s == 0.0:
+        return y0
+    if s == 1.0:
+        return y1
+    scale = s * (h if ip.per_dt else 1.0)
+    out = y0.mul(1.0 - s)
+    out.add_(y1, alpha=s)
+    for K, row in zip(kept, ip.coef):
+        w = 0.0
+        for c in reversed(row):     # Horner for sum_m c_m s^m, times s (scale)
+            w = w * s + c
+        out.add_(K, alpha=w * scale)
     return out
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from .control import PIController, error_ratio, initial_step
-from .dense import hermite_eval
+from .dense import interpolate
 from .errors import FiniteTimeBlowUp, MaxStepsExceeded, NewtonFailure, NonFiniteState, StepSizeUnderflow
 from .problem import Problem, materialize
 from .solution import Solution
@@ -54,11 +54,12 @@ def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Te
         adaptive: use the embedded error estimate and the PI controller.
         max_steps: bound on attempted steps (accepted + rejected).
         norm: ``"rms"`` or ``"rows"`` (see :func:`~pyjlode.ode.control.error_ratio`).
-        dense: keep references to the step data for ``Solution.__call__``.
+        dense: keep references to the step data for ``Solution.__call__`` (y, f and the stages the
+            method's interpolant reads, per accepted step; see :mod:`~pyjlode.ode.dense`).
         f0: f(t_eval[0], y0) if the caller already has it (saves one evaluation).
 
     Returns:
-        A :class:`Solution`; intermediate outputs are interpolated, never stepped to.
+        A :class:`Solution`; intermediate outputs come from the method's interpolant, never stepped to.
 
     Raises:
         StepSizeUnderflow (FiniteTimeBlowUp), MaxStepsExceeded, NewtonFailure, NonFiniteState;
@@ -93,7 +94,7 @@ def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Te
     ys = torch.stack(loop.out)
     q = None if loop.q is None else tuple(materialize(x) for x in loop.q)
     return Solution(ts, ys, problem.stats - before, loop.t_steps, loop.y_steps, loop.f_steps,
-                    loop.dt_next, q, loop.y, loop.f, method.name)
+                    loop.dt_next, q, loop.y, loop.f, method.name, loop.k_steps, method.interpolant)
 
 
 class _Loop:
@@ -110,18 +111,19 @@ class _Loop:
         self.huge = math.sqrt(torch.finfo(y0.dtype).max)   # past it, y*y overflows
         self.t_steps = [ts[0]]
         self.y_steps, self.f_steps = ([y0], [f0]) if dense else (None, None)
+        self.k_steps = [] if dense and method.interpolant.uses_stages else None   # one tuple per step
         self.out, self.next_out = [y0], 1
         self.y, self.f = y0, f0
         while self.next_out < len(ts) and ts[self.next_out] == ts[0]:
             self.out.append(y0)
             self.next_out += 1
 
-    def _emit(self, t, t_new, y, f, y1, f1):
+    def _emit(self, t, t_new, y, f, y1, f1, kept):
         """Outputs in (t, t_new]: interpolated inside the step, y1 at its end."""
-        ts, d = self.ts, self.direction
+        ts, d, ip = self.ts, self.direction, self.method.interpolant
         while self.next_out < len(ts) and d * (ts[self.next_out] - t_new) <= 0:
             tk = ts[self.next_out]
-            self.out.append(y1 if tk == t_new else hermite_eval(t, t_new, y, f, y1, f1, tk))
+            self.out.append(y1 if tk == t_new else interpolate(ip, t, t_new, y, f, y1, f1, kept, tk))
             self.next_out += 1
 
     def _accept_q(self, q):
@@ -164,12 +166,15 @@ class _Loop:
             else:  # fixed grids use t0 + n dt: no drift along long runs
                 t_new = t + dt_try if self.adaptive else ts[0] + n_acc * dt
             self._accept_q(res.q)
-            self._emit(t, t_new, y, f, res.y1, res.f1)
+            kept = method.interpolant.keep(res.stages)
+            self._emit(t, t_new, y, f, res.y1, res.f1, kept)
             t, y, f = t_new, res.y1, res.f1
             self.t_steps.append(t)
             if self.dense:
                 self.y_steps.append(y)
                 self.f_steps.append(f)
+                if self.k_steps is not None:
+                    self.k_steps.append(kept)
             # After a clipped last step keep the larger of the two proposals for warm starts.
             self.dt_next = d * max(abs(dt_new), abs(dt)) if last else dt_new
             dt = dt_new

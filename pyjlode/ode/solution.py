@@ -6,7 +6,7 @@ import bisect
 import torch
 from torch import Tensor
 
-from .dense import hermite_eval
+from .dense import HERMITE, interpolate
 
 
 class Solution:
@@ -21,14 +21,18 @@ class Solution:
         q: integrated quadrature totals (tuple of tensors) or None.
         y_final: state at ts[-1]; f_final: f(ts[-1], y_final), reusable as the next f0.
         solver: solver name.
+        interpolant: the dense output ``__call__`` uses (the method's, from the stages kept per step
+            in ``k_steps``; cubic Hermite of (y, f) at the step ends without them).
     """
 
-    def __init__(self, ts, ys, stats, t_steps, y_steps, f_steps, dt_next, q, y_final, f_final, solver):
+    def __init__(self, ts, ys, stats, t_steps, y_steps, f_steps, dt_next, q, y_final, f_final, solver,
+                 k_steps=None, interpolant=HERMITE):
         self._ts, self.ys, self.stats = ts, ys, stats
         self._device = ys.device
         self.t_steps, self.dt_next, self.q = t_steps, dt_next, q
         self._y_final, self.f_final, self.solver = y_final, f_final, solver
-        self._y_steps, self._f_steps = y_steps, f_steps
+        self._y_steps, self._f_steps, self._k_steps = y_steps, f_steps, k_steps
+        self.interpolant = interpolant if k_steps is not None else HERMITE
         # Ascending keys for bisect in either time direction.
         self._sign = 1.0 if len(t_steps) < 2 or t_steps[-1] >= t_steps[0] else -1.0
         self._keys = [self._sign * t for t in t_steps]
@@ -55,11 +59,12 @@ class Solution:
         if len(keys) == 1:
             return self._y_steps[0]
         i = min(max(bisect.bisect_right(keys, key) - 1, 0), len(keys) - 2)
-        return hermite_eval(self.t_steps[i], self.t_steps[i + 1], self._y_steps[i], self._f_steps[i],
-                            self._y_steps[i + 1], self._f_steps[i + 1], t)
+        kept = self._k_steps[i] if self._k_steps is not None else None
+        return interpolate(self.interpolant, self.t_steps[i], self.t_steps[i + 1], self._y_steps[i],
+                           self._f_steps[i], self._y_steps[i + 1], self._f_steps[i + 1], kept, t)
 
     def __call__(self, t) -> Tensor:
-        """Dense output (cubic Hermite on the accepted steps) at a float or a 1-D tensor of times."""
+        """Dense output (:attr:`interpolant` on the accepted steps) at a float or a 1-D tensor of times."""
         if isinstance(t, Tensor):
             if t.dim() == 0:
                 return self._at(float(t))

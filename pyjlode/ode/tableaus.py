@@ -73,6 +73,7 @@ class ButcherTableau:
         fsal: derived; the last stage is evaluated at the new solution
             (``c[-1] == 1`` and the last row of A equals b), so f(t+dt, y1) is free.
         kind: derived; ``"explicit"`` or ``"esdirk"``.
+        dense: the method's own dense output (None: the loop's cubic Hermite).
     """
 
     name: str
@@ -85,6 +86,7 @@ class ButcherTableau:
     gamma: Number | None = None
     predictor: Any = None
     filtered_estimate: bool = False
+    dense: "DenseOutput | None" = None
     source: str = ""
     b_err: tuple | None = field(init=False, default=None)
     fsal: bool = field(init=False, default=False)
@@ -123,6 +125,8 @@ class ButcherTableau:
         fsal = s > 1 and self.c[-1] == 1 and all(_close(a, bi) for a, bi in zip(self.A[-1], self.b))
         set_(self, "fsal", bool(fsal))
         set_(self, "kind", kind)
+        if self.dense is not None:
+            self.dense.check(name, self.b, order_one=True)
 
     @property
     def stages(self) -> int:
@@ -145,7 +149,7 @@ class RosenbrockTableau:
     ``c[0] == 0`` can be checked.
 
     Attributes:
-        name, A, C, gamma, c, d, b, b_hat, order, embedded_order, source: as above.
+        name, A, C, gamma, c, d, b, b_hat, order, embedded_order, dense, source: as above.
         b_err: derived ``b - b_hat``.
         kind: ``"rosenbrock"``.
     """
@@ -160,6 +164,7 @@ class RosenbrockTableau:
     b_hat: tuple | None = None
     order: int
     embedded_order: int | None = None
+    dense: "DenseOutput | None" = None
     source: str = ""
     b_err: tuple | None = field(init=False, default=None)
     kind: str = field(init=False, default="rosenbrock")
@@ -185,7 +190,70 @@ class RosenbrockTableau:
             raise ValueError(f"tableau {name}: give b_hat and embedded_order together")
         if self.b_hat is not None:
             set_(self, "b_err", tuple(bi - bh for bi, bh in zip(self.b, self.b_hat)))
+        if self.dense is not None:   # transformed stages: only theta = 1 can be checked
+            self.dense.check(name, self.b, order_one=False)
 
     @property
     def stages(self) -> int:
         return len(self.c)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenseOutput:
+    """A continuous extension ``y(t + theta dt) = y + sum_i b_i(theta) K_i`` of one step.
+
+    ``K_i`` are the stage quantities the stepper returns scaled to increments: ``dt k_i`` for explicit
+    and ESDIRK stages (``z_i`` already is), the W-transformed ``k_i`` as they are for Rosenbrock.
+    ``b_i(theta) = sum_m P[i][m] theta^(m+1)``; ``b_i(1) = b_i`` makes it reproduce y1 (checked by the
+    tableau). The builders below turn each paper's published form into P.
+
+    Attributes:
+        name: the interpolant, as its source names it.
+        P: per stage, the coefficients of theta^1, theta^2, ... (rows padded to one length).
+        order: its order (the local error at fixed theta is O(dt^(order+1))).
+        source: paper and code reference.
+    """
+
+    name: str
+    P: tuple
+    order: int
+    source: str = ""
+
+    def __post_init__(self):
+        width = max(len(r) for r in self.P)
+        object.__setattr__(self, "P", tuple(tuple(r) + (0,) * (width - len(r)) for r in self.P))
+
+    def check(self, name: str, b: tuple, order_one: bool) -> None:
+        """b_i(1) == b_i for every stage; ``order_one``: also sum_i b_i(theta) == theta for all theta.
+
+        In floats: published rational dense coefficients (Kennedy & Carpenter's) are approximations.
+        """
+        if len(self.P) != len(b):
+            raise ValueError(f"tableau {name}: dense output needs {len(b)} stage rows, got {len(self.P)}")
+        P = [[float(v) for v in row] for row in self.P]
+        for i, (row, bi) in enumerate(zip(P, b)):
+            _check_sum(f"dense output row {i} at theta = 1", name, row, float(bi))
+        if order_one:
+            for m, column in enumerate(zip(*P)):
+                _check_sum(f"dense output theta^{m + 1} column", name, column, 1.0 if m == 0 else 0.0)
+
+    @staticmethod
+    def from_dopri(b: Sequence[Number], d: Sequence[Number], **kw) -> "DenseOutput":
+        """Hairer's DOPRI5 form (Solving ODEs I, II.6): with s = theta, for the 7 FSAL stages,
+        ``b_i(s) = s b_i + s(1-s)(e_1 - b)_i + s^2(1-s)(2b - e_1 - e_7)_i + s^2(1-s)^2 d_i``."""
+        rows = []
+        for i, (bi, di) in enumerate(zip(b, d)):
+            e1, e7 = int(i == 0), int(i == len(b) - 1)
+            u, v = e1 - bi, 2 * bi - e1 - e7    # s(1-s) u + s^2(1-s) v + s^2 (1-s)^2 d, expanded
+            rows.append((bi + u, -u + v + di, -v - 2 * di, di))
+        return DenseOutput(P=tuple(rows), **kw)
+
+    @staticmethod
+    def from_rodas(b: Sequence[Number], H: Sequence[Sequence[Number]], **kw) -> "DenseOutput":
+        """OrdinaryDiffEq's Rodas form: ``y(s) = (1-s) y0 + s (y1 + (1-s)(h_1 + s h_2 + s^2 h_3 ...))``
+        with ``h_j = sum_i H[j][i] k_i``, i.e. ``b_i(s) = s b_i + s(1-s) sum_j H[j][i] s^(j-1)``."""
+        rows = []
+        for i, bi in enumerate(b):
+            h = [row[i] for row in H]
+            rows.append((bi + h[0], *(h[j] - h[j - 1] for j in range(1, len(h))), -h[-1]))
+        return DenseOutput(P=tuple(rows), **kw)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ...errors import InputError
+from ..dense import HERMITE, Interpolant
 from ..steppers import ESDIRK, ExplicitRK, Rosenbrock, Stepper
 from ..tableaus import ButcherTableau, RosenbrockTableau
 from .esdirk import KENCARP4, KVAERNO5, TRBDF2
@@ -24,6 +25,8 @@ class Method:
         adaptive_order: order of the embedded estimate (None: fixed-step only).
         stiff: implicit or linearly implicit.
         aliases: other accepted names (lookup is case-insensitive).
+        interpolant: its dense output between step ends (name, order, the stages it keeps); the cubic
+            Hermite of (y, f) at the step ends where the tableau has none.
     """
 
     name: str
@@ -33,6 +36,7 @@ class Method:
     adaptive_order: int | None
     stiff: bool
     aliases: tuple[str, ...] = ()
+    interpolant: Interpolant = HERMITE
 
     @property
     def adaptive(self) -> bool:
@@ -40,7 +44,8 @@ class Method:
 
 
 def _from_tableau(tab, family, stiff, aliases=()) -> Method:
-    return Method(tab.name, tab, family(tab), tab.order, tab.embedded_order, stiff, tuple(aliases))
+    interp = HERMITE if tab.dense is None else Interpolant.from_dense(tab.dense, tab.b, tab.kind == "explicit")
+    return Method(tab.name, tab, family(tab), tab.order, tab.embedded_order, stiff, tuple(aliases), interp)
 
 
 _methods = [

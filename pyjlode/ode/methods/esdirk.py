@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction as F
 
-from ..tableaus import ButcherTableau
+from ..tableaus import ButcherTableau, DenseOutput
 
 # Bank, Coughran, Fichtner, Grosse, Rose & Smith (1985), "Transient simulation of silicon devices
 # and circuits", IEEE Trans. CAD 4:436; as an ESDIRK with the 3rd-order companion of Hosea &
@@ -49,6 +49,16 @@ TRBDF2 = ButcherTableau(
 # (also in OrdinaryDiffEq.jl sdirk_tableaus.jl@b211787 l.1154-1360 and diffrax kencarp4.py).
 # Predictors: Hermite extrapolation of earlier stages, from the OrdinaryDiffEq derivation comments.
 _KC4_B = [F(82889, 524892), 0, F(15625, 83664), F(69875, 102672), F(-2260, 8211), F(1, 4)]
+# Dense output of ARK4(3)6L[2]SA (Kennedy & Carpenter 2003, Table: b*_ij, 3rd order, shared by the
+# explicit and implicit parts): b_i(theta) = sum_j b*_ij theta^j, j = 1..3; also diffrax kencarp4.py.
+_KC4_BSTAR = [
+    [F(6943876665148, 7220017795957), F(-54480133, 30881146), F(6818779379841, 7100303317025)],
+    [0, 0, 0],
+    [F(7640104374378, 9702883013639), F(-11436875, 14766696), F(2173542590792, 12501825683035)],
+    [F(-20649996744609, 7521556579894), F(174696575, 18121608), F(-31592104683404, 5083833661969)],
+    [F(8854892464581, 2390941311638), F(-12120380, 966161), F(61146701046299, 7138195549469)],
+    [F(-11397109935349, 6675773540249), F(3843, 706), F(-17219254887155, 4939391667607)],
+]
 KENCARP4 = ButcherTableau(
     name="KenCarp4",
     A=[[0, 0, 0, 0, 0, 0],
@@ -63,6 +73,8 @@ KENCARP4 = ButcherTableau(
            F(-3700637, 11593932), F(61727, 225920)],
     c=[0, F(1, 2), F(83, 250), F(31, 50), F(17, 20), 1],
     order=4, embedded_order=3, gamma=F(1, 4),
+    dense=DenseOutput(name="Kennedy & Carpenter 2003 b*(theta)", P=_KC4_BSTAR, order=3,
+                      source="Kennedy & Carpenter 2003, ARK4(3)6L[2]SA dense output; diffrax kencarp4.py"),
     predictor=((), (1,), (F(42, 125), F(83, 125)), (F(-6, 25), F(31, 25), 0),
                (F(914470432, 2064665255), F(798813, 724780), F(-824765625, 372971788),
                 F(49640, 29791)),

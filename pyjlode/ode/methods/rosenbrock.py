@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ..tableaus import RosenbrockTableau
+from ..tableaus import DenseOutput, RosenbrockTableau
 
 # Shampine & Reichelt (1997), "The MATLAB ODE suite", SIAM J. Sci. Comput. 18:1 (ode23s).
 # Published form, with d = 1/(2 + sqrt 2), e32 = 6 + sqrt 2, Wt = I - h d J, T = df/dt:
@@ -26,6 +26,13 @@ from ..tableaus import RosenbrockTableau
 # W-method: order 2 holds for any J; y1 is the last stage point, so F2 doubles as f(t+h, y1).
 _D = 1 / (2 + math.sqrt(2))
 _E32 = 6 + math.sqrt(2)
+# Its interpolant (ode23s' ntrp23s; OrdinaryDiffEq's Rosenbrock23): y(s) = y + h (s(1-s) k1 + s(s-2d) k2)
+# / (1 - 2d), order 2; with k1 = k~1/(d h), k2 = (k~1 + k~2)/(d h) in the transformed stages:
+# b_1(s) = s/d, b_2(s) = s(s - 2d)/(d(1 - 2d)).
+_R23_DENSE = DenseOutput(name="Shampine & Reichelt 1997 (ntrp23s)", order=2,
+                         P=[[1 / _D, 0], [-2 / (1 - 2 * _D), 1 / (_D * (1 - 2 * _D))], [0, 0]],
+                         source="Shampine & Reichelt 1997 (ode23s, ntrp23s); OrdinaryDiffEq.jl "
+                                "rosenbrock_interpolants.jl@b211787")
 _R23_B = [1 / _D, 1 / _D, 0]
 _R23_ERR = [1 / (6 * _D), (_E32 - 2) / (6 * _D), 1 / (6 * _D)]
 ROSENBROCK23 = RosenbrockTableau(
@@ -42,12 +49,17 @@ ROSENBROCK23 = RosenbrockTableau(
     b=_R23_B,
     b_hat=[bi + ei for bi, ei in zip(_R23_B, _R23_ERR)],
     order=2, embedded_order=3,
+    dense=_R23_DENSE,
     source="Shampine & Reichelt 1997, SIAM J. Sci. Comput. 18:1 (ode23s), transformed here",
 )
 
 # Hairer & Wanner (1996), Solving ODEs II, Sec. VI.4 (RODAS, coefficient set of rodas.f);
 # decimals as in OrdinaryDiffEq.jl lib/OrdinaryDiffEqRosenbrockTableaus rosenbrock_tableaus.jl
 # (RODAS4, commit b211787). Stiffly accurate: b = [A_6., 1], err = k_6.
+# Its 3rd-order stiffly accurate dense output: OrdinaryDiffEq.jl RODAS4H (rosenbrock_tableaus.jl@b211787),
+# the H of DenseOutput.from_rodas.
+_R4_H = [[10.12623508344586, -7.487995877610167, -34.80091861555747, -7.992771707568823, 1.025137723295662, 0],
+         [-0.6762803392801253, 6.087714651680015, 16.43084320892478, 24.76722511418386, -6.594389125716872, 0]]
 _R4_A5 = [1.221224509226641, 6.019134481288629, 12.53708332932087, -0.687886036105895]
 RODAS4 = RosenbrockTableau(
     name="Rodas4",
@@ -70,6 +82,8 @@ RODAS4 = RosenbrockTableau(
     b=[*_R4_A5, 1, 1],
     b_hat=[*_R4_A5, 1, 0],
     order=4, embedded_order=3,
+    dense=DenseOutput.from_rodas([*_R4_A5, 1, 1], _R4_H, name="Rodas4 dense output (H)", order=3,
+                                 source="Hairer & Wanner 1996 (rodas.f CONTRO); OrdinaryDiffEq.jl RODAS4H@b211787"),
     source="Hairer & Wanner 1996, Solving ODEs II (RODAS); OrdinaryDiffEq.jl RODAS4@b211787",
 )
 
@@ -77,6 +91,14 @@ RODAS4 = RosenbrockTableau(
 # within the Julia Differential Equations package", BIT 63:27; decimals as in OrdinaryDiffEq.jl
 # lib/OrdinaryDiffEqRosenbrock/src/rosenbrock_tableaus.jl (RODAS5PA/C/c/d, commit b211787).
 # Stiffly accurate: b = [A_8., 1], err = k_8.
+# Its 4th-order stiffly accurate dense output (Steinebach 2023): OrdinaryDiffEq.jl RODAS5PH
+# (lib/OrdinaryDiffEqRosenbrock/src/rosenbrock_tableaus.jl@b211787).
+_R5_H = [[25.948786856663858, -2.5579724845846235, 10.433815404888879, -2.3679251022685204,
+          0.524948541321073, 1.1241088310450404, 0.4272876194431874, -0.17202221070155493],
+         [-9.91568850695171, -0.9689944594115154, 3.0438037242978453, -24.495224566215796,
+          20.176138334709044, 15.98066361424651, -6.789040303419874, -6.710236069923372],
+         [11.419903575922262, 2.8879645146136994, 72.92137995996029, 80.12511834622643,
+          -52.072871366152654, -59.78993625266729, -0.15582684282751913, 4.883087185713722]]
 _R5_A6 = [-7.502846399306121, 2.561846144803919, -11.627539656261098, -0.18268767659942256,
           0.030198172008377946]
 RODAS5P = RosenbrockTableau(
@@ -109,6 +131,8 @@ RODAS5P = RosenbrockTableau(
     b=[*_R5_A6, 1, 1, 1],
     b_hat=[*_R5_A6, 1, 1, 0],
     order=5, embedded_order=4,
+    dense=DenseOutput.from_rodas([*_R5_A6, 1, 1, 1], _R5_H, name="Rodas5P dense output (H)", order=4,
+                                 source="Steinebach 2023; OrdinaryDiffEq.jl RODAS5PH@b211787"),
     source="Steinebach 2023, BIT 63:27 (Rodas5P); OrdinaryDiffEq.jl RODAS5P@b211787",
 )
 
