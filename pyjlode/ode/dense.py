@@ -37,10 +37,12 @@ def hermite_eval(t0: float, t1: float, y0: Tensor, f0: Tensor, y1: Tensor, f1: T
 class Interpolant:
     """A method's dense output as Python floats, in the form the loop evaluates.
 
-    ``y(t0 + s h) = (1 - s) y0 + s y1 + sum_j w_j(s) K_idx[j]`` with ``w_j(s) = sum_m coef[j][m] s^(m+1)``
-    the paper's ``b_i(s) - s b_i``: it vanishes at s = 1 (exact y1) and, since y1 = y0 + sum b_i K_i, is
-    the paper's polynomial. ``K_i`` is ``h k_i`` for derivative stages (``per_dt``), the stage itself
-    otherwise. ``idx`` empty: the cubic Hermite of (y, f) at the step ends.
+    ``y(t0 + s h) = y0 + sum_j w_j(s) K_idx[j]`` with ``w_j(s) = sum_m coef[j][m] s^(m+1)`` the paper's
+    ``b_i(s)``; or, ``with_y1``, ``(1 - s) y0 + s y1 + sum_j w_j(s) K_idx[j]`` with ``w_j`` the paper's
+    ``b_i(s) - s b_i`` (the same polynomial since y1 = y0 + sum b_i K_i), which drops the stages whose
+    b_i(s) is s b_i (Rosenbrock23 keeps 1 stage of 3, Rodas4 5 of 6). The form that keeps fewer
+    stages wins, ties going to the one with fewer tensor operations. ``K_i`` is ``h k_i`` for derivative
+    stages (``per_dt``), the stage itself otherwise. ``idx`` empty: the cubic Hermite of (y, f).
 
     Attributes:
         name: the interpolant's name, as its source gives it.
@@ -48,6 +50,7 @@ class Interpolant:
         idx: the stages a step keeps for it.
         coef: per kept stage, the coefficients of s^1, s^2, ...
         per_dt: the stages are derivatives (explicit RK), scaled by h.
+        with_y1: the second form above.
     """
 
     name: str
@@ -55,17 +58,17 @@ class Interpolant:
     idx: tuple = ()
     coef: tuple = ()
     per_dt: bool = False
+    with_y1: bool = False
 
     @staticmethod
     def from_dense(dense, b, per_dt: bool) -> "Interpolant":
         """From a tableau's :class:`~pyjlode.ode.tableaus.DenseOutput` and its weights b."""
-        idx, coef = [], []
-        for i, (row, bi) in enumerate(zip(dense.P, b)):
-            w = [float(row[0]) - float(bi), *(float(x) for x in row[1:])]
-            if any(w):
-                idx.append(i)
-                coef.append(tuple(w))
-        return Interpolant(dense.name, dense.order, tuple(idx), tuple(coef), per_dt)
+        full = [tuple(float(x) for x in row) for row in dense.P]
+        rel = [(w[0] - float(bi), *w[1:]) for w, bi in zip(full, b)]
+        with_y1 = sum(map(any, rel)) < sum(map(any, full))
+        rows = rel if with_y1 else full
+        idx = tuple(i for i, w in enumerate(rows) if any(w))
+        return Interpolant(dense.name, dense.order, idx, tuple(rows[i] for i in idx), per_dt, with_y1)
 
     @property
     def uses_stages(self) -> bool:
@@ -96,13 +99,18 @@ def stage_eval(ip: Interpolant, t0: float, t1: float, y0: Tensor, y1: Tensor, ke
     if s == 1.0:
         return y1
     scale = s * (h if ip.per_dt else 1.0)
-    out = y0.mul(1.0 - s)
-    out.add_(y1, alpha=s)
+    out = None
+    if ip.with_y1:
+        out = y0.mul(1.0 - s)
+        out.add_(y1, alpha=s)
     for K, row in zip(kept, ip.coef):
         w = 0.0
-        for c in reversed(row):     # Horner for sum_m c_m s^m, times s (scale)
+        for c in reversed(row):     # Horner for sum_m c_m s^(m-1); scale holds the other s
             w = w * s + c
-        out.add_(K, alpha=w * scale)
+        if out is None:
+            out = y0.add(K, alpha=w * scale)
+        else:
+            out.add_(K, alpha=w * scale)
     return out
 
 
