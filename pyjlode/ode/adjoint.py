@@ -108,7 +108,7 @@ class _OdeintAdjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cfg: AdjointConfig, y0: Tensor, t: Optional[Tensor], *params: Tensor) -> Tensor:
         sol = _forward_solve(cfg, y0, dense=cfg.sensealg == "interpolating")
-        # The dense step data (y, f and the interpolant's stages) are the only checkpoints; saved
+        # The dense step data (y, f and the interpolant's D_j) are the only checkpoints; saved
         # (not stored on ctx) so autograd frees them after a backward without retain_graph.
         steps = (*sol._y_steps, *sol._f_steps) if sol._y_steps is not None else ()
         kept = sol._k_steps or ()
@@ -142,8 +142,8 @@ class _OdeintAdjoint(torch.autograd.Function):
 
 
 def _dense_state(ctx, steps: tuple, flat_stages: tuple) -> DenseState:
-    """The forward's y(t) from its saved step data; the stages come flat, len(interp.idx) per step."""
-    n, m = len(steps) // 2, len(ctx.interp.idx)
+    """The forward's y(t) from its saved step data; the D_j come flat, len(interp.M) per step."""
+    n, m = len(steps) // 2, len(ctx.interp.M)
     k_steps = [flat_stages[i * m:(i + 1) * m] for i in range(n - 1)] if flat_stages else None
     return DenseState(ctx.t_steps, steps[:n], steps[n:], k_steps, ctx.interp)
 

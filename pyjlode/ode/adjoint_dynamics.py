@@ -39,7 +39,7 @@ class DenseState:
     Args:
         t_steps: accepted step boundaries (floats, monotone in either direction).
         y_steps, f_steps: y and f at those boundaries.
-        k_steps: per step, the stages ``interpolant`` reads (None: cubic Hermite).
+        k_steps: per step, the D_j of ``interpolant`` (None: cubic Hermite).
         interpolant: the forward method's :class:`~pyjlode.ode.dense.Interpolant`.
     """
 

@@ -111,19 +111,23 @@ class _Loop:
         self.huge = math.sqrt(torch.finfo(y0.dtype).max)   # past it, y*y overflows
         self.t_steps = [ts[0]]
         self.y_steps, self.f_steps = ([y0], [f0]) if dense else (None, None)
-        self.k_steps = [] if dense and method.interpolant.uses_stages else None   # one tuple per step
+        self.k_steps = [] if dense and method.interpolant.uses_stages else None   # each step's D_j
         self.out, self.next_out = [y0], 1
         self.y, self.f = y0, f0
         while self.next_out < len(ts) and ts[self.next_out] == ts[0]:
             self.out.append(y0)
             self.next_out += 1
 
-    def _emit(self, t, t_new, y, f, y1, f1, kept):
-        """Outputs in (t, t_new]: interpolated inside the step, y1 at its end."""
+    def _emit(self, t, t_new, y, f, res, D, dt):
+        """Outputs in (t, t_new]: interpolated inside the step (its D_j built on first need), y1 at its end."""
         ts, d, ip = self.ts, self.direction, self.method.interpolant
         while self.next_out < len(ts) and d * (ts[self.next_out] - t_new) <= 0:
             tk = ts[self.next_out]
-            self.out.append(y1 if tk == t_new else interpolate(ip, t, t_new, y, f, y1, f1, kept, tk))
+            if tk == t_new:
+                self.out.append(res.y1)
+            else:
+                D = ip.compress(res.stages, dt) if D is None else D
+                self.out.append(interpolate(ip, t, t_new, y, f, res.y1, res.f1, D, tk))
             self.next_out += 1
 
     def _accept_q(self, q):
@@ -166,15 +170,15 @@ class _Loop:
             else:  # fixed grids use t0 + n dt: no drift along long runs
                 t_new = t + dt_try if self.adaptive else ts[0] + n_acc * dt
             self._accept_q(res.q)
-            kept = method.interpolant.keep(res.stages)
-            self._emit(t, t_new, y, f, res.y1, res.f1, kept)
+            D = method.interpolant.compress(res.stages, dt_try) if self.k_steps is not None else None
+            self._emit(t, t_new, y, f, res, D, dt_try)
             t, y, f = t_new, res.y1, res.f1
             self.t_steps.append(t)
             if self.dense:
                 self.y_steps.append(y)
                 self.f_steps.append(f)
-                if self.k_steps is not None:
-                    self.k_steps.append(kept)
+                if D is not None:
+                    self.k_steps.append(D)
             # After a clipped last step keep the larger of the two proposals for warm starts.
             self.dt_next = d * max(abs(dt_new), abs(dt)) if last else dt_new
             dt = dt_new

@@ -21,8 +21,8 @@ class Solution:
         q: integrated quadrature totals (tuple of tensors) or None.
         y_final: state at ts[-1]; f_final: f(ts[-1], y_final), reusable as the next f0.
         solver: solver name.
-        interpolant: the dense output ``__call__`` uses (the method's, from the stages kept per step
-            in ``k_steps``; cubic Hermite of (y, f) at the step ends without them).
+        interpolant: the dense output ``__call__`` uses (the method's, from each step's D_j kept in
+            ``k_steps``; cubic Hermite of (y, f) at the step ends without them).
     """
 
     def __init__(self, ts, ys, stats, t_steps, y_steps, f_steps, dt_next, q, y_final, f_final, solver,

@@ -212,12 +212,14 @@ class DenseOutput:
         P: per stage, the coefficients of theta^1, theta^2, ... (rows padded to one length).
         order: its order (the local error at fixed theta is O(dt^(order+1))).
         source: paper and code reference.
+        H: the Rodas form's H rows (``from_rodas``), kept: a step then stores only ``h_j``.
     """
 
     name: str
     P: tuple
     order: int
     source: str = ""
+    H: tuple | None = None
 
     def __post_init__(self):
         width = max(len(r) for r in self.P)
@@ -256,4 +258,4 @@ class DenseOutput:
         for i, bi in enumerate(b):
             h = [row[i] for row in H]
             rows.append((bi + h[0], *(h[j] - h[j - 1] for j in range(1, len(h))), -h[-1]))
-        return DenseOutput(P=tuple(rows), **kw)
+        return DenseOutput(P=tuple(rows), H=_tuple2(H), **kw)
