@@ -173,6 +173,16 @@ def test_adjoint_gradient_gains_from_the_interpolant():
     assert own * 5 <= hermite, f"relative gradient error: own {own:.2e}, Hermite {hermite:.2e}"
 
 
+def test_stored_vectors_per_step():
+    """What docs/solvers.md states as the memory cost: tensors kept per accepted step besides y and f."""
+    kept = {n: len(m.interpolant.M) for n, m in SOLVERS.items()}
+    assert kept == {"Euler": 0, "RK4": 0, "Tsit5": 3, "DP5": 3, "Rosenbrock23": 1, "Rodas4": 2, "Rodas5P": 3,
+                    "TRBDF2": 0, "KenCarp4": 0, "Kvaerno5": 0}
+    problem = Problem(_nonlinear, jac=_nonlinear_jac, rtol=1e-5, atol=1e-5)
+    sol = integrate(problem, SOLVERS["Tsit5"], _exact(0.0), [0.0, 3.0])
+    assert len(sol._k_steps) == len(sol.t_steps) - 1 and all(len(D) == 3 for D in sol._k_steps)
+
+
 def _poly(row, theta):
     return sum(float(c) * theta ** (m + 1) for m, c in enumerate(row))
 
