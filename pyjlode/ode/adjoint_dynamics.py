@@ -30,7 +30,7 @@ MEMO_SIZE = 8
 
 class DenseState:
     """y(t) from the forward solve's accepted steps, by the forward method's own interpolant (cubic
-    Hermite where the steps kept no stages), exactly as the forward's dense output.
+    Hermite where the steps kept no D_j), exactly as the forward's dense output.
 
     Lookups are memoised: implicit backward stages evaluate the adjoint many times at one stage
     time (Newton iterations, then the quadrature), and returning the identical tensor lets

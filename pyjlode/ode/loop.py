@@ -54,8 +54,8 @@ def integrate(problem: Problem, method, y0: Tensor, t_eval: Sequence[float] | Te
         adaptive: use the embedded error estimate and the PI controller.
         max_steps: bound on attempted steps (accepted + rejected).
         norm: ``"rms"`` or ``"rows"`` (see :func:`~pyjlode.ode.control.error_ratio`).
-        dense: keep references to the step data for ``Solution.__call__`` (y, f and the stages the
-            method's interpolant reads, per accepted step; see :mod:`~pyjlode.ode.dense`).
+        dense: keep references to the step data for ``Solution.__call__`` (y, f and the method's
+            interpolant's D_j, per accepted step; see :mod:`~pyjlode.ode.dense`).
         f0: f(t_eval[0], y0) if the caller already has it (saves one evaluation).
 
     Returns:
