@@ -1,7 +1,5 @@
-"""Cubic Hermite dense output and quadrature over one step."""
+"""Cubic Hermite dense output over one step."""
 from __future__ import annotations
-
-import math
 
 from torch import Tensor
 
@@ -23,25 +21,3 @@ def hermite_eval(t0: float, t1: float, y0: Tensor, f0: Tensor, y1: Tensor, f1: T
     out.add_(f0, alpha=h * (s3 - 2 * s2 + s))
     out.add_(f1, alpha=h * (s3 - s2))
     return out
-
-
-# 3-point Gauss-Legendre on [0, 1]: exact for polynomials of degree 5.
-_GL3_NODES = (0.5 - math.sqrt(15) / 10, 0.5, 0.5 + math.sqrt(15) / 10)
-_GL3_WEIGHTS = (5 / 18, 8 / 18, 5 / 18)
-
-
-def hermite_quad(problem, t: float, dt: float, y0: Tensor, f0: Tensor, y1: Tensor, f1: Tensor) -> tuple:
-    """``int_t^{t+dt} quad(s, y(s)) ds`` with y(s) the step's cubic Hermite interpolant.
-
-    Three-point Gauss-Legendre, three ``problem.q_eval`` calls (for methods, such as
-    Rosenbrock, whose stages are not points on the solution).
-    """
-    total = None
-    for s, w in zip(_GL3_NODES, _GL3_WEIGHTS):
-        q = problem.q_eval(t + s * dt, hermite_eval(t, t + dt, y0, f0, y1, f1, t + s * dt))
-        if total is None:
-            total = [qi * (w * dt) for qi in q]
-        else:
-            for acc, qi in zip(total, q):
-                acc.add_(qi, alpha=w * dt)
-    return tuple(total)
