@@ -11,8 +11,12 @@ adjoint a(t) = dL/dy(t) from the last output time to the first:
   reset to the saved forward value at each output time: O(1) memory, but stiff decaying modes grow
   in reverse time (the failure this module exists to avoid).
 
-In both, dL/dθ = ∫ aᵀ ∂f/∂θ dt is a quadrature along the backward solve's accepted steps
-(``Problem.quad``): it is never part of the error norm or of a Newton solve.
+In both, dL/dθ = ∫ aᵀ ∂f/∂θ dt is a quadrature along the backward solve's steps (``Problem.quad``),
+never part of a Newton solve: each family applies its own method to the augmented system [a, θ̄]
+(Rosenbrock from its own W-transformed stages). With ``quad_error="control"`` (default) the
+quadrature's embedded error enters each step's error ratio (per parameter tensor, see
+``loop._Loop._quad_ratio``); ``"ignore"`` lets the adjoint state alone choose the steps (faster, and
+what the GRU-ODE layer uses; docs/solvers.md "Adjoint quadrature per family" has the figures).
 """
 from __future__ import annotations
 
