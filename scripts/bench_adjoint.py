@@ -28,6 +28,7 @@ import torch
 import torchdiffeq
 
 from pyjlode.ode.adjoint import AdjointStats, odeint_adjoint
+from pyjlode.ode.methods import SOLVERS
 
 try:
     from pyjlode.models.gru_ode_field import GRUODEField
@@ -153,6 +154,10 @@ METHODS = {
     "pj-KenCarp4": ("pj", "interpolating", "KenCarp4", "pyjlode interpolating, KenCarp4 backward"),
     "pj-Rodas5P": ("pj", "interpolating", "Rodas5P", "pyjlode interpolating, Rodas5P backward"),
 }
+DEFAULT_METHODS = tuple(METHODS)
+# --methods also takes pj-<Solver> for every other registered adaptive backward solver
+METHODS.update({f"pj-{n}": ("pj", "interpolating", n, f"pyjlode interpolating, {n} backward")
+                for n, m in SOLVERS.items() if m.adaptive and f"pj-{n}" not in METHODS})
 
 
 class Timeout(Exception):
@@ -249,7 +254,7 @@ def main(argv=None):
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     p.add_argument("--max-seconds", type=int, default=300, help="per method and tau; slower runs report a timeout")
     p.add_argument("--max-steps", type=int, default=20_000, help="pyjlode: attempted steps per solve")
     p.add_argument("--seed", type=int, default=0)

@@ -202,16 +202,6 @@ def test_cuda_matches_cpu(name, duffing, cuda_device):
     assert torch.allclose(gpu.ys.cpu(), cpu.ys, rtol=0, atol=1e-8)
 
 
-def test_hermite_quad_is_exact_on_a_cubic():
-    # y = t^3 is its own cubic Hermite interpolant; int_1^3 t * y dt = (3^5 - 1) / 5.
-    from pyjlode.ode.dense import hermite_quad
-    problem = Problem(lambda t, y: 3 * t**2 * torch.ones_like(y), quad=lambda t, y: (t * y,))
-    y = lambda t: torch.tensor([t**3], dtype=torch.float64)
-    dy = lambda t: torch.tensor([3 * t**2], dtype=torch.float64)
-    (q,) = hermite_quad(problem, 1.0, 2.0, y(1.0), dy(1.0), y(3.0), dy(3.0))
-    assert float(q) == pytest.approx((3**5 - 1) / 5, rel=1e-13)
-
-
 def test_f_final_is_reused_as_the_next_f0(duffing):
     first = solve(duffing.f, duffing.y0(), [0.0, 2.0], rtol=1e-6)
     t_end = torch.tensor(2.0, dtype=torch.float64)

@@ -194,7 +194,8 @@ class GRUODECell(nn.Module):
         dt0, hs, tau = None if adaptive else cfg.dt, [], self.tau_value()
         # the settings of every token's solve, checked once; each token binds its own field
         settings = adjoint_config(None, h, [0.0, cfg.dt], backward_solver=cfg.backward_solver,
-                                  sensealg=cfg.sensealg, dt0=dt0, stats=stats.adjoint, **self._solve_kwargs())
+                                  sensealg=cfg.sensealg, dt0=dt0, stats=stats.adjoint, quad_error=cfg.quad_error,
+                                  **self._solve_kwargs())
         for c_i in c:
             f = self.field(c_i, tau)
             # lazy VJP: U's cotangent as factors, one matmul per backward solve instead of per evaluation

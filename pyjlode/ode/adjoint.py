@@ -11,8 +11,12 @@ adjoint a(t) = dL/dy(t) from the last output time to the first:
   reset to the saved forward value at each output time: O(1) memory, but stiff decaying modes grow
   in reverse time (the failure this module exists to avoid).
 
-In both, dL/dθ = ∫ aᵀ ∂f/∂θ dt is a quadrature along the backward solve's accepted steps
-(``Problem.quad``): it is never part of the error norm or of a Newton solve.
+In both, dL/dθ = ∫ aᵀ ∂f/∂θ dt is a quadrature along the backward solve's steps (``Problem.quad``),
+never part of a Newton solve: each family applies its own method to the augmented system [a, θ̄]
+(Rosenbrock from its own W-transformed stages). With ``quad_error="control"`` (default) the
+quadrature's embedded error enters each step's error ratio (per parameter tensor, see
+``loop._Loop._quad_ratio``); ``"ignore"`` lets the adjoint state alone choose the steps (faster, and
+what the GRU-ODE layer uses; docs/solvers.md "Adjoint quadrature per family" has the figures).
 """
 from __future__ import annotations
 
@@ -35,8 +39,10 @@ from .methods import Method, get_method
 from .problem import Problem, SolveStats
 
 SENSEALGS = ("interpolating", "backsolve")
+QUAD_ERRORS = ("control", "ignore")
 
-__all__ = ["odeint_adjoint", "adjoint_config", "adjoint_solve", "AdjointConfig", "AdjointStats", "SENSEALGS"]
+__all__ = ["odeint_adjoint", "adjoint_config", "adjoint_solve", "AdjointConfig", "AdjointStats", "SENSEALGS",
+           "QUAD_ERRORS"]
 
 
 @dataclass
@@ -83,6 +89,7 @@ class AdjointConfig:
     backward_dt0: Optional[float] = None
     norm: str = "rms"
     stats: Optional[AdjointStats] = field(default=None, compare=False)
+    quad_error: str = "control"
 
     def bind(self, f: Callable, *, jac: Optional[Callable] = None, vjp: Optional[Callable] = None,
              dt0: Optional[float] = None) -> "AdjointConfig":
@@ -156,12 +163,13 @@ def _adjoint_solve(cfg: AdjointConfig, dense: Optional[DenseState], last_dt: Opt
     """
     bm = cfg.backward_method
     jac_fwd = forward_jacobian(cfg.f, cfg.jac) if bm.stiff else None
+    control = cfg.quad_error == "control"
     if cfg.sensealg == "interpolating":
         problem = interpolating_problem(dense, vjp, jac_fwd, with_quad,
-                                        cfg.backward_rtol, _backward_atol(cfg, grad_ys))
+                                        cfg.backward_rtol, _backward_atol(cfg, grad_ys), control)
     else:
         problem = backsolve_problem(ys.shape[-1], vjp, jac_fwd, with_quad, cfg.backward_rtol,
-                                    cfg.atol if cfg.backward_atol is None else cfg.backward_atol)
+                                    cfg.atol if cfg.backward_atol is None else cfg.backward_atol, control)
     dt = cfg.backward_dt0 if cfg.backward_dt0 is not None else last_dt
     ts, n = cfg.ts, ys.shape[-1]
     a, theta, a_plus = grad_ys[-1], None, grad_ys[-1]
@@ -229,9 +237,11 @@ def _default_params(f, params) -> tuple:
 
 
 def _make_config(f, y0, t, solver, backward_solver, sensealg, rtol, atol, backward_rtol, backward_atol,
-                 jac, vjp, max_steps, dt0, backward_dt0, stats, norm) -> AdjointConfig:
+                 jac, vjp, max_steps, dt0, backward_dt0, stats, norm, quad_error) -> AdjointConfig:
     if sensealg not in SENSEALGS:
         raise InputError(f"unknown sensealg {sensealg!r}; choose one of: {', '.join(SENSEALGS)}")
+    if quad_error not in QUAD_ERRORS:
+        raise InputError(f"unknown quad_error {quad_error!r}; choose one of: {', '.join(QUAD_ERRORS)}")
     method = get_method(solver)
     bmethod = method if backward_solver is None else get_method(backward_solver)
     brtol = rtol if backward_rtol is None else backward_rtol
@@ -248,7 +258,7 @@ def _make_config(f, y0, t, solver, backward_solver, sensealg, rtol, atol, backwa
     return AdjointConfig(f=f, ts=tuple(_check_times(t)), method=method, backward_method=bmethod,
                          sensealg=sensealg, rtol=float(rtol), atol=float(atol), backward_rtol=float(brtol),
                          backward_atol=batol, jac=jac, vjp=vjp, max_steps=int(max_steps), dt0=dt0,
-                         backward_dt0=backward_dt0, norm=norm, stats=stats)
+                         backward_dt0=backward_dt0, norm=norm, stats=stats, quad_error=quad_error)
 
 
 def odeint_adjoint(f: Callable, y0: Tensor, t, *, params: Optional[Sequence[Tensor]] = None,
@@ -257,7 +267,8 @@ def odeint_adjoint(f: Callable, y0: Tensor, t, *, params: Optional[Sequence[Tens
                    backward_rtol: Optional[float] = None, backward_atol: Optional[float] = None,
                    jac: Optional[Callable] = None, vjp: Optional[Callable] = None, max_steps: int = 100_000,
                    dt0: Optional[float] = None, backward_dt0: Optional[float] = None,
-                   stats: Optional[AdjointStats] = None, norm: str = "rms") -> Tensor:
+                   stats: Optional[AdjointStats] = None, norm: str = "rms",
+                   quad_error: str = "control") -> Tensor:
     """Solve ``dy/dt = f(t, y)`` and differentiate the result by the adjoint method.
 
     Args:
@@ -283,6 +294,10 @@ def odeint_adjoint(f: Callable, y0: Tensor, t, *, params: Optional[Sequence[Tens
         backward_dt0: the backward's first step (default: the forward's last proposal).
         stats: an :class:`AdjointStats` to accumulate forward and backward counters into.
         norm: error norm, ``"rms"`` or ``"rows"``.
+        quad_error: ``"control"`` (default): each backward step's error ratio includes the embedded
+            error of its dL/dθ increment, so the gradient meets the backward tolerances too;
+            ``"ignore"``: dL/dθ is integrated along the steps the adjoint state alone chose (cheaper,
+            but unchecked: a smooth a(t) times a fast ∂f/∂θ takes steps far too long for it).
 
     Returns:
         ``ys`` of shape ``(len(t), *y0.shape)``.
@@ -293,7 +308,7 @@ def odeint_adjoint(f: Callable, y0: Tensor, t, *, params: Optional[Sequence[Tens
     """
     params = _default_params(f, params)
     cfg = _make_config(f, y0, t, solver, backward_solver, sensealg, rtol, atol, backward_rtol, backward_atol,
-                       jac, vjp, max_steps, dt0, backward_dt0, stats, norm)
+                       jac, vjp, max_steps, dt0, backward_dt0, stats, norm, quad_error)
     t_grad = isinstance(t, Tensor) and t.requires_grad
     return adjoint_solve(cfg, y0, *params, t=t if t_grad else None)
 

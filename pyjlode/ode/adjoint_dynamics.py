@@ -4,7 +4,8 @@ Both run in reversed time ``s = -t``, so the backward solve is an ordinary incre
 whose rates are plain VJPs with no sign flips on the hot path:
 
     da/ds   = (∂f/∂y)ᵀ a                 (the adjoint, linear in a)
-    dθ̄/ds   = (∂f/∂θ)ᵀ a                 (a quadrature: Problem.quad, outside error norm and Newton)
+    dθ̄/ds   = (∂f/∂θ)ᵀ a                 (a quadrature: Problem.quad, outside Newton; in the error
+                                         ratio when quad_control)
     ∂(da/ds)/∂a = J(t, y(t))ᵀ            (what stiff backward solvers factorise)
 
 Integrating s from -t_i to -t_{i-1} therefore yields a(t_{i-1}) and the interval's share of
@@ -173,8 +174,11 @@ def forward_jacobian(f: Callable, jac: Optional[Callable]) -> Callable:
 
 
 def interpolating_problem(dense: DenseState, vjp, jac_fwd: Optional[Callable], with_quad: bool,
-                          rtol: float, atol: float) -> Problem:
-    """The Problem for a(s): f = Jᵀa via VJP, quad = (∂f/∂θ)ᵀa, jac = Jᵀ (per row)."""
+                          rtol: float, atol: float, quad_control: bool = False) -> Problem:
+    """The Problem for a(s): f = Jᵀa via VJP, quad = (∂f/∂θ)ᵀa, jac = Jᵀ (per row).
+
+    The quad is linear in a, so its derivative along v (``quad_jac``) is the quad of v.
+    """
 
     def f(s: float, a):
         return vjp.state(-s, dense(-s), a)
@@ -189,16 +193,18 @@ def interpolating_problem(dense: DenseState, vjp, jac_fwd: Optional[Callable], w
         return jac_fwd(-s, dense(-s)).transpose(-1, -2)
 
     return Problem(f, jac=jac if jac_fwd is not None else None, fq=fq if with_quad else None,
-                           quad=quad if with_quad else None, rtol=rtol, atol=atol)
+                   quad=quad if with_quad else None, rtol=rtol, atol=atol, quad_control=quad_control,
+                   quad_jac=(lambda s, a, v: quad(s, v)) if with_quad else None)
 
 
 def backsolve_problem(n: int, vjp, jac_fwd: Optional[Callable], with_quad: bool,
-                      rtol: float, atol: float) -> Problem:
+                      rtol: float, atol: float, quad_control: bool = False) -> Problem:
     """The Problem for z = [y, a] (last dim 2n) in reversed time: dz/ds = [-f, Jᵀa].
 
     Its Jacobian for stiff solvers is block diagonal ``[[-J, 0], [0, Jᵀ]]``: the coupling block
     ∂(Jᵀa)/∂y needs second derivatives and is dropped, so Newton converges more slowly and
     Rodas (not a W-method) loses order. Backsolve is kept for comparison, not for stiff use.
+    The quad's derivative along v (``quad_jac``) drops the same second derivatives: (∂f/∂θ)ᵀ v_a.
     """
 
     def f(s: float, z):
@@ -219,5 +225,9 @@ def backsolve_problem(n: int, vjp, jac_fwd: Optional[Callable], with_quad: bool,
         out[..., n:, n:] = J.transpose(-1, -2)
         return out
 
+    def quad_jac(s: float, z, v):
+        return vjp.param(-s, z[..., :n], v[..., n:])
+
     return Problem(f, jac=jac if jac_fwd is not None else None, fq=fq if with_quad else None,
-                           quad=quad if with_quad else None, rtol=rtol, atol=atol)
+                   quad=quad if with_quad else None, rtol=rtol, atol=atol, quad_control=quad_control,
+                   quad_jac=quad_jac if with_quad else None)

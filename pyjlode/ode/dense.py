@@ -1,5 +1,5 @@
-"""Dense output over one step: each method's own interpolant from its stages, the cubic Hermite
-fallback, and the Hermite quadrature.
+"""Dense output over one step: each method's own interpolant from its stages, or the cubic Hermite
+fallback.
 
 Memory: a dense solve keeps, per accepted step, y and f at its end plus the interpolant's D_j
 (``Interpolant.compress``), each shaped like y: Tsit5, DP5 and Rodas5P 3, Rodas4 2, Rosenbrock23 1
@@ -7,7 +7,6 @@ Memory: a dense solve keeps, per accepted step, y and f at its end plus the inte
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -142,24 +141,3 @@ def stage_eval(ip: Interpolant, t0: float, t1: float, y0: Tensor, f0: Tensor, y1
             out.add_(Dj, alpha=w * s)
     return out
 
-
-# 3-point Gauss-Legendre on [0, 1]: exact for polynomials of degree 5.
-_GL3_NODES = (0.5 - math.sqrt(15) / 10, 0.5, 0.5 + math.sqrt(15) / 10)
-_GL3_WEIGHTS = (5 / 18, 8 / 18, 5 / 18)
-
-
-def hermite_quad(problem, t: float, dt: float, y0: Tensor, f0: Tensor, y1: Tensor, f1: Tensor) -> tuple:
-    """``int_t^{t+dt} quad(s, y(s)) ds`` with y(s) the step's cubic Hermite interpolant.
-
-    Three-point Gauss-Legendre, three ``problem.q_eval`` calls (for methods, such as
-    Rosenbrock, whose stages are not points on the solution).
-    """
-    total = None
-    for s, w in zip(_GL3_NODES, _GL3_WEIGHTS):
-        q = problem.q_eval(t + s * dt, hermite_eval(t, t + dt, y0, f0, y1, f1, t + s * dt))
-        if total is None:
-            total = [qi * (w * dt) for qi in q]
-        else:
-            for acc, qi in zip(total, q):
-                acc.add_(qi, alpha=w * dt)
-    return tuple(total)

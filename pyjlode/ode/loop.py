@@ -105,7 +105,7 @@ class _Loop:
         self.max_steps, self.direction, self.norm, self.ts = max_steps, direction, norm, ts
         self.controller = PIController.for_method(method)
         self.dt_next = self.dt_fixed = None
-        self.q = None
+        self.q = self.q_next = None   # q_next: running quad total after the attempt being judged
         self.fails = self.nonfinite = 0
         self.y0 = y0
         self.huge = math.sqrt(torch.finfo(y0.dtype).max)   # past it, y*y overflows
@@ -131,7 +131,9 @@ class _Loop:
             self.next_out += 1
 
     def _accept_q(self, q):
-        if q is not None:
+        if self.q_next is not None:   # totals already formed by _quad_ratio
+            self.q, self.q_next = self.q_next, None
+        elif q is not None:
             self.q = q if self.q is None else tuple(a + b for a, b in zip(self.q, q))
 
     def run(self, dt: float, warm: bool, q0: Optional[tuple]):
@@ -191,7 +193,7 @@ class _Loop:
 
     def _judge(self, res, t, y, f, dt_try, state, first):
         """``(accept, dt_next)`` for an attempted step; raises after repeated failures."""
-        method = self.method
+        method, self.q_next = self.method, None
         if res.nonfinite:       # NaN/inf met inside an implicit solve
             return self._nonfinite_attempt(t, y, f, dt_try, state)
         if not res.ok:          # the implicit stage equations did not converge
@@ -204,10 +206,30 @@ class _Loop:
         if not self.adaptive:
             return True, self.dt_fixed
         ratio = error_ratio(res.err, y, res.y1, self.problem.rtol, self.problem.atol, self.norm)
+        if res.q_err is not None and math.isfinite(ratio):
+            ratio = max(ratio, self._quad_ratio(res.q, res.q_err))
         if not math.isfinite(ratio):  # NaN/inf somewhere in the step
             return self._nonfinite_attempt(t, y, f, dt_try, state)
         self.nonfinite = 0
         return self.controller.propose(dt_try, ratio, first)
+
+    def _quad_ratio(self, dq: tuple, q_err: tuple) -> float:
+        """The worst quad tensor's ``RMS(err / (atol + rtol |Q + dq|))``, Q the running total.
+
+        One RMS per tensor, then the max: a large parameter tensor cannot swamp a small one (or the
+        state) and a small one is never ignored. Factored rates are materialised here (one matmul
+        per block for the increment and one for its error); the new totals are kept for the accept.
+        """
+        rtol, atol = self.problem.rtol, self.problem.atol
+        totals, ratios = [], []
+        for m, (d, e) in enumerate(zip(dq, q_err)):
+            d, e = materialize(d).detach(), materialize(e).detach()
+            tot = d if self.q is None else materialize(self.q[m]) + d
+            totals.append(tot)
+            if e.numel():
+                ratios.append(_rms(e / tot.abs().mul(rtol).add_(atol)))
+        self.q_next = tuple(totals)
+        return float(torch.stack(ratios).max()) if ratios else 0.0
 
     def _nonfinite_attempt(self, t, y, f, dt_try, state):
         """Shrink hard after a non-finite attempt; diagnose and raise if it persists."""
@@ -265,6 +287,10 @@ class _Loop:
         else:
             cause, what = "domain", "every step tried produced NaN or inf, though f is finite at the current state"
         return _fail(NonFiniteState, what, self.method, t, dt_try, cause=cause)
+
+
+def _rms(x: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(x) / math.sqrt(x.numel())
 
 
 def _fail(cls, what, method, t, dt, **kw):

@@ -1,6 +1,7 @@
 """The problem an integration solves, its counters, and lazily summed quadrature rates."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Callable, Optional
 
@@ -56,6 +57,11 @@ class Problem:
     boundary. ``quad`` gives rates of extra quantities integrated along accepted steps but not
     part of the state (the adjoint's parameter gradients); ``fq`` optionally computes f and
     those rates together.
+
+    ``quad_control=True`` puts the quad's embedded error estimate into each step's error ratio
+    (see ``loop._Loop._quad_ratio``); ``quad_jac(t, y, v)``, the directional derivative of the quad
+    rates along v (linear in v), is what Rosenbrock steppers need for the quad's W-transformed
+    stages (a finite difference of ``quad`` stands in when it is None).
     """
 
     f: Callable
@@ -65,6 +71,8 @@ class Problem:
     rtol: float = 1e-6
     atol: float = 1e-8
     stats: SolveStats = field(default_factory=SolveStats)
+    quad_control: bool = False
+    quad_jac: Optional[Callable] = None
 
     @classmethod
     def from_torch(cls, f: Callable, *, jac: Optional[Callable] = None, fq: Optional[Callable] = None,
@@ -96,6 +104,16 @@ class Problem:
         if self.quad is None:
             return tuple(self.fq(t, y)[1])
         return tuple(self.quad(t, y))
+
+    def q_jvp(self, t: float, y: Tensor, v: Tensor) -> tuple:
+        """∂quad/∂y (t, y) applied to v: ``quad_jac`` or a forward difference of the rates."""
+        if self.quad_jac is not None:
+            return tuple(self.quad_jac(t, y, v))
+        scale = max(1.0, float(y.abs().max())) / max(float(v.abs().max()), 1e-300)
+        delta = math.sqrt(torch.finfo(y.dtype).eps) * scale
+        # (a - b) / delta with the ops OuterSum factors support too
+        return tuple((a * (1 / delta)).add_(b, alpha=-1 / delta)
+                     for a, b in zip(self.q_eval(t, y + v * delta), self.q_eval(t, y)))
 
 
 def _tensor_time(fn: Optional[Callable]) -> Optional[Callable]:

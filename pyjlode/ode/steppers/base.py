@@ -29,6 +29,8 @@ class StepResult(NamedTuple):
         err: local error estimate shaped like y; None without an embedded pair or when the
             solve is not adaptive.
         q: quadrature increment over the step, or None when the problem has no quad.
+        q_err: embedded error estimate of ``q`` (one entry per quad tensor), or None unless the
+            problem asks for it (``problem.quad_control``) and the step computes ``err``.
         ok: False when an implicit solve failed; the loop then halves dt and retries.
         nonfinite: the failed implicit solve met NaN or inf (in f, the Jacobian or an iterate); the
             loop then shrinks dt hard and, if that does not cure it, names the cause.
@@ -45,6 +47,7 @@ class StepResult(NamedTuple):
     ok: bool = True
     stages: tuple = ()
     nonfinite: bool = False
+    q_err: Optional[tuple] = None
 
 
 @dataclass(slots=True, eq=False)
@@ -67,6 +70,10 @@ class State:
         if not rejected:
             self.q0 = self.q1
         self.q1 = None
+
+    def quad_err_wanted(self, problem) -> bool:
+        """Whether this attempt estimates its quad increment's error (see ``Problem.quad_control``)."""
+        return self.want_err and problem.quad_control
 
     def start_rates(self, problem, t: float, y: Tensor) -> tuple:
         """Quad rates at the current point (t, y), evaluated at most once per point."""

@@ -76,7 +76,8 @@ class ESDIRK(Stepper):
     ``W^-1 = (I - M) W_true^-1`` where M is the Newton contraction whose rate every stage measured,
     so the filter is off by at most about ``1 / (1 - rate)``; a step with a rate above FAST_THETA
     refreshes J for the next.
-    With a quad, the increment is ``dt sum b_i q(t + c_i dt, Y_i)`` at the converged stage values.
+    With a quad, the increment is ``dt sum b_i q(t + c_i dt, Y_i)`` at the converged stage values, its
+    error ``dt sum (b - b_hat)_i q_i`` (unfiltered: the quad has no Jacobian block of its own).
     """
 
     family = "esdirk"
@@ -118,8 +119,8 @@ class ESDIRK(Stepper):
         problem.stats.nnewton += state.iters
         state.fast = state.rate_max <= FAST_THETA
         err = self._estimate(problem, z, state) if state.want_err else None
-        q = self._quad(problem, t, dt, Ys, state) if problem.has_quad else None
-        return StepResult(Ys[-1], z[-1] / dt, err, q, True, tuple(z)), state
+        q, q_err = self._quad(problem, t, dt, Ys, state) if problem.has_quad else (None, None)
+        return StepResult(Ys[-1], z[-1] / dt, err, q, True, tuple(z), q_err=q_err), state
 
     def _estimate(self, problem, z: list, state: ESDIRKState) -> Tensor:
         err = lincomb(None, z, self.plan.b_err)
@@ -153,14 +154,19 @@ class ESDIRK(Stepper):
                 return None
 
     def _quad(self, problem, t: float, dt: float, Ys: list, state: ESDIRKState) -> tuple:
-        """``dt sum_i b_i q(t + c_i dt, Y_i)``; stage 0 is the start point, the last stage is y1."""
+        """``(dt sum_i b_i q_i, dt sum_i (b - b_hat)_i q_i or None)``, ``q_i = q(t + c_i dt, Y_i)``.
+
+        Exactly the method applied to the augmented system [a, θ̄]: θ̄ feeds nothing back, so its
+        stage equations are explicit in the converged Y_i. Stage 0 is the start point, the last y1.
+        """
         p = self.plan
+        want_err = state.quad_err_wanted(problem)
+        used = {i for i, _ in p.b} | ({i for i, _ in p.b_err} if want_err else set()) | {len(p.c) - 1}
         rates = [None] * len(p.c)
-        for i, _ in p.b:
+        for i in sorted(used):
             rates[i] = (state.start_rates(problem, t, Ys[0]) if i == 0
                         else problem.q_eval(t + p.c[i] * dt, Ys[i]))
-        if rates[-1] is None:
-            rates[-1] = problem.q_eval(t + dt, Ys[-1])
         state.q1 = rates[-1]
-        return tuple(lincomb(None, [r[m] if r is not None else None for r in rates], p.b, dt)
-                     for m in range(len(rates[-1])))
+        per = [[r[m] if r is not None else None for r in rates] for m in range(len(rates[-1]))]
+        q = tuple(lincomb(None, rs, p.b, dt) for rs in per)
+        return q, (tuple(lincomb(None, rs, p.b_err, dt) for rs in per) if want_err else None)

@@ -27,8 +27,9 @@ class ExplicitRK(Stepper):
 
     FSAL tableaus (Tsit5, DP5) get f(t + dt, y1) from their last stage; others pay one evaluation
     for it, since the loop always needs it (next f0, dense output). With a quad, stage rates come
-    from ``problem.fq_eval`` and the increment is ``dt sum b_i q_i``; the stage-0 rates are the
-    previous step's last ones. The state holds nothing else.
+    from ``problem.fq_eval`` and the increment is ``dt sum b_i q_i``, its error ``dt sum (b - b_hat)_i q_i``
+    (when ``problem.quad_control``); the stage-0 rates are the previous step's last ones. The state
+    holds nothing else.
     """
 
     family = "explicit"
@@ -69,9 +70,11 @@ class ExplicitRK(Stepper):
                 f1, q1 = problem.fq_eval(t + dt, y1)
             else:
                 f1 = problem.f_eval(t + dt, y1)
-        q = None
+        q = q_err = None
         if want_q:
             state.q1 = q1
             q = tuple(lincomb(None, [qi[m] for qi in qs], p.b, dt) for m in range(len(qs[0])))
+            if state.quad_err_wanted(problem):
+                q_err = tuple(lincomb(None, [qi[m] for qi in qs], p.b_err, dt) for m in range(len(qs[0])))
         err = lincomb(None, k, p.b_err, dt) if state.want_err else None
-        return StepResult(y1, f1, err, q, True, tuple(k)), state
+        return StepResult(y1, f1, err, q, True, tuple(k), q_err=q_err), state
