@@ -103,6 +103,7 @@ class _Loop:
         self.problem, self.method, self.adaptive, self.dense = problem, method, adaptive, dense
         self.max_steps, self.direction, self.norm, self.ts = max_steps, direction, norm, ts
         self.controller = PIController.for_method(method)
+        self.choose = getattr(method.stepper, "choose", None)   # composite methods switch members
         self.dt_next = self.dt_fixed = None
         self.q = None
         self.fails = self.nonfinite = 0
@@ -151,6 +152,8 @@ class _Loop:
                 raise _fail(NonFiniteState, f"the vector field raised {type(e).__name__}: {e}",
                             method, t, dt_try, cause="field") from e
             accept, dt_new = self._judge(res, t, y, f, dt_try, state, first=n_acc == 0 and not warm)
+            if self.choose is not None:
+                dt_new = self._choose(state, dt_try, dt_new, accept)
             rejected = not accept
             if rejected:
                 stats.nreject += 1
@@ -199,6 +202,16 @@ class _Loop:
             return self._nonfinite_attempt(t, y, f, dt_try, state)
         self.nonfinite = 0
         return self.controller.propose(dt_try, ratio, first)
+
+    def _choose(self, state, dt_try, dt_new, accept):
+        """A composite's member choice after an attempt; the controller follows the active member."""
+        active = state.active
+        dt_new = self.choose(self.problem, state, dt_try, dt_new, accept)
+        if state.active != active:
+            controller = PIController.for_method(self.method.stepper.members[state.active])
+            controller.errold = self.controller.errold
+            self.controller = controller
+        return dt_new
 
     def _nonfinite_attempt(self, t, y, f, dt_try, state):
         """Shrink hard after a non-finite attempt; diagnose and raise if it persists."""
