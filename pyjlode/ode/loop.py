@@ -153,7 +153,7 @@ class _Loop:
                             method, t, dt_try, cause="field") from e
             accept, dt_new = self._judge(res, t, y, f, dt_try, state, first=n_acc == 0 and not warm)
             if self.choose is not None:
-                dt_new = self._choose(state, dt_try, dt_new, accept)
+                dt_new = self._choose(state, dt_new, accept, t_end - (t + dt_try if accept else t))
             rejected = not accept
             if rejected:
                 stats.nreject += 1
@@ -203,10 +203,10 @@ class _Loop:
         self.nonfinite = 0
         return self.controller.propose(dt_try, ratio, first)
 
-    def _choose(self, state, dt_try, dt_new, accept):
+    def _choose(self, state, dt_new, accept, remaining):
         """A composite's member choice after an attempt; the controller follows the active member."""
         active = state.active
-        dt_new = self.choose(self.problem, state, dt_try, dt_new, accept)
+        dt_new = self.choose(self.problem, state, dt_new, accept, remaining)
         if state.active != active:
             controller = PIController.for_method(self.method.stepper.members[state.active])
             controller.errold = self.controller.errold

@@ -16,9 +16,11 @@ overestimates rho by the row sums of a dense J (about 10x for a GRU-ODE field) a
 solve stiff long after explicit steps are stable. For a batch (B, n) both take the largest
 row's rho: every row shares dt.
 
-One departure, for solves warm-started from the last proposal of a solve that ended stiff (a
-GRU-ODE's tokens): if the first attempt of a solve is rejected at ``rho |dt| > S``, the solve switches
-at once and retries that dt with the stiff member instead of counting eleven unstable explicit steps.
+One addition, for short solves (a GRU-ODE's per-token intervals): the switch to the stiff member
+also needs MIN_TAIL explicit steps' worth of interval left at the stability-limited step,
+``rho |t_end - t| / S``. A stiff step (a Jacobian and an LU) costs several explicit ones, and after
+a token's transient the explicit member is stability-limited for the rest of the interval, so a
+short remainder is cheaper to finish explicitly.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from .base import Stepper, StepResult, lincomb, nonzero
 STIFFTOL = NONSTIFFTOL = 0.9   # rho |dt| / S above this is a stiff verdict (OrdinaryDiffEq's defaults)
 MAXSTIFFSTEP = 10              # successive stiff verdicts before leaving the explicit member
 MAXNONSTIFFSTEP = 3            # successive non-stiff verdicts before leaving the stiff member
+MIN_TAIL = 30.0               # explicit steps left at the stability bound for a switch to pay
 DTFAC = 2.0                    # dt is multiplied by this entering the stiff member, divided leaving it
 # |z| where the stability region meets the negative real axis (OrdinaryDiffEq alg_stability_size)
 STABILITY_SIZE = {"Tsit5": 3.5068, "DP5": 3.3066}
@@ -60,7 +63,6 @@ class CompositeState:
         count: successive stiff (> 0) or non-stiff (< 0) verdicts.
         rho: the last attempt's spectral-radius estimate (NaN: none).
         v: the stiff member's power-iteration vector (the last explicit ``Y_s - Y_{s-1}`` at a switch).
-        attempts: attempts so far in this solve.
         adaptive: the solve is adaptive (a fixed-step solve never rescales dt at a switch).
     """
 
@@ -69,7 +71,6 @@ class CompositeState:
     count: int = 0
     rho: float = math.nan
     v: Optional[Tensor] = None
-    attempts: int = 0
     adaptive: bool = True
 
     @property
@@ -117,7 +118,6 @@ class Composite(Stepper):
             state.members[1 - m] = None
             rejected = False
         res, state.members[m] = member.step(problem, t, y, f0, dt, state.members[m], rejected=rejected)
-        state.attempts += 1
         state.rho = math.nan
         if res.ok and not res.nonfinite:
             state.rho = self._rho_explicit(res.stages, dt, state) if m == 0 else self._rho_stiff(state, y)
@@ -140,8 +140,10 @@ class Composite(Stepper):
         state.v = Jv / norm.clamp_min(torch.finfo(Jv.dtype).tiny)
         return rho
 
-    def choose(self, problem, state: CompositeState, dt_try: float, dt_new: float, accepted: bool) -> float:
+    def choose(self, problem, state: CompositeState, dt_new: float, accepted: bool, remaining: float) -> float:
         """Count this attempt's verdict and switch members when the counters say so.
+
+        ``dt_new`` is the controller's next step, ``remaining`` the signed interval left.
 
         Returns the next dt: ``dt_new`` (the controller's proposal), rescaled by DTFAC at a switch.
         The caller takes its controller from ``self.members[state.active]`` when that changed.
@@ -154,9 +156,7 @@ class Composite(Stepper):
         S = self.plan.stability
         stiff = state.rho * abs(dt_new) / S > (STIFFTOL if m == 1 else NONSTIFFTOL)
         state.count = max(state.count, 0) + 1 if stiff else min(state.count, 0) - 1
-        if m == 0 and not accepted and state.attempts == 1 and state.rho * abs(dt_try) > S:
-            return self._switch(problem, state, dt_try)      # a warm start past the stability bound
-        if m == 0 and state.count > MAXSTIFFSTEP:
+        if m == 0 and state.count > MAXSTIFFSTEP and state.rho * abs(remaining) / S > MIN_TAIL:
             return self._switch(problem, state, dt_new * DTFAC if state.adaptive else dt_new)
         if m == 1 and state.count < -MAXNONSTIFFSTEP:
             return self._switch(problem, state, dt_new / DTFAC if state.adaptive else dt_new)
