@@ -9,6 +9,7 @@ float64 reference (pyjlode at rtol 1e-7: Tsit5 for tau >= 0.1, Rodas5P below).
 
     python scripts/bench_auto.py                          # B=32, H=256, 10 tokens, float32, 1 thread
     python scripts/bench_auto.py --batch 8 --hidden 64    # a quick run
+    python scripts/bench_auto.py --write docs/benchmarks.md   # refresh the docs section
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import signal
 import statistics
 import sys
@@ -35,6 +37,8 @@ PAIRS = (("Tsit5", "Tsit5"), ("Tsit5", "KenCarp4"), ("Tsit5", "Rosenbrock23"), (
          ("auto", "auto"), ("AutoTsit5(KenCarp4)", "AutoTsit5(KenCarp4)"), ("Rosenbrock23", "Rosenbrock23"),
          ("KenCarp4", "KenCarp4"))
 AUTO = ("auto", "auto")
+START, END = "<!-- bench_auto:start -->", "<!-- bench_auto:end -->"
+SECTION = "## Automatic stiffness switching (scripts/bench_auto.py)"
 
 
 class Timeout(Exception):
@@ -111,6 +115,34 @@ def table(results, args) -> list[str]:
     return lines
 
 
+def targets(results) -> list[str]:
+    """auto/auto within 1.25x of the best fixed pair at every tau, and within 1.1x of Tsit5/Tsit5 at tau 1."""
+    out = []
+    for tau, rows in results.items():
+        med = {p: statistics.median(r["s"]) for p, r in rows.items() if r["s"] and not r["fail"]}
+        if AUTO not in med:
+            out.append(f"- tau = {tau:g}: auto/auto did not finish: missed")
+            continue
+        best = min(v for p, v in med.items() if "auto" not in (p[0] + p[1]).lower())
+        ratio = med[AUTO] / best
+        out.append(f"- tau = {tau:g}: auto/auto at {ratio:.2f}x the best fixed pair (<= 1.25): "
+                   f"{'met' if ratio <= 1.25 else 'missed'}")
+        if tau == 1.0 and ("Tsit5", "Tsit5") in med:
+            r1 = med[AUTO] / med[("Tsit5", "Tsit5")]
+            out.append(f"- tau = 1: auto/auto at {r1:.2f}x Tsit5/Tsit5 (<= 1.1): {'met' if r1 <= 1.1 else 'missed'}")
+    return out
+
+
+def write_section(path, body):
+    text = Path(path).read_text()
+    section = f"{START}\n{body}\n{END}"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{section}\n"
+    Path(path).write_text(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=32)
@@ -122,18 +154,22 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=int, default=60, help="per run; a slower pair is reported as a timeout")
+    ap.add_argument("--write", metavar="MD", help="replace the bench_auto section of this markdown file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     signal.signal(signal.SIGALRM, _alarm)
     results = {}
     for tau in args.taus:
         results[tau] = measure(args, tau)
-        print(f"tau={tau:g} done", file=sys.stderr, flush=True)
-    print(f"`python scripts/bench_auto.py {' '.join(argv if argv is not None else sys.argv[1:])}`: "
-          f"B={args.batch}, H={args.hidden}, {args.tokens} tokens, float32, rtol {args.rtol:g}, atol {args.atol:g}, "
-          f"1 thread; torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}.\n")
-    print("\n".join(table(results, args)))
+        print("\n".join(table({tau: results[tau]}, args)), file=sys.stderr, flush=True)   # partial results
+    command = " ".join(argv if argv is not None else sys.argv[1:])
+    head = (f"`python scripts/bench_auto.py {command}`: B={args.batch}, H={args.hidden}, {args.tokens} tokens, "
+            f"float32, rtol {args.rtol:g}, atol {args.atol:g}, 1 thread; torch {torch.__version__}, "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}.")
+    body = "\n".join([head, "", *table(results, args), "", "Targets:", "", *targets(results)])
+    print(body)
+    if args.write:
+        write_section(args.write, body)
 
 
 if __name__ == "__main__":
