@@ -59,7 +59,7 @@ def _solve_reference_problem(name, solver, **kw):
 
 
 def test_van_der_pol_switches_to_the_stiff_member_and_back_at_each_jump():
-    method, members = _traced("auto")
+    method, members = _traced("AutoTsit5(Rosenbrock23)")
     sol, error = _solve_reference_problem("vanderpol", method)
     assert error <= bound("vanderpol", "Rosenbrock23", RTOL)
     p = PROBLEMS["vanderpol"]
@@ -75,15 +75,15 @@ def test_van_der_pol_switches_to_the_stiff_member_and_back_at_each_jump():
 
 
 def test_robertson_switches_once_and_meets_the_regression_bound():
-    sol, error = _solve_reference_problem("robertson", "auto")
+    sol, error = _solve_reference_problem("robertson", "AutoTsit5(Rosenbrock23)")
     assert error <= bound("robertson", "Rosenbrock23", RTOL)
     assert sol.stats.nswitch == 1 and sol.stats.nstiff > 0.5 * sol.stats.naccept
 
 
-@pytest.mark.parametrize("name", ["AutoTsit5(KenCarp4)", "AutoDP5(Rodas5P)"])
+@pytest.mark.parametrize("name", ["auto", "AutoDP5(Rodas5P)"])
 def test_other_pairs_switch_and_meet_the_bound(name):
     sol, error = _solve_reference_problem("robertson", name)
-    assert error <= bound("robertson", name.split("(")[1][:-1], RTOL)
+    assert error <= bound("robertson", get_method(name).stepper.members[1].name, RTOL)
     assert 1 <= sol.stats.nswitch <= 3
 
 
@@ -114,7 +114,7 @@ def test_a_non_stiff_problem_never_switches_and_costs_what_tsit5_costs():
     assert torch.equal(auto.ys, tsit5.ys)
 
 
-def _gru_grads(solver, backward, tau=2e-3, tokens=2):
+def _gru_grads(solver, backward, tau=5e-4, tokens=2):
     g = torch.Generator().manual_seed(0)
     B, H = 3, 6
     U = (torch.randn(3 * H, H, generator=g, dtype=torch.float64) / H ** 0.5).requires_grad_()
@@ -148,12 +148,12 @@ def test_the_model_reports_switches_per_token():
 
 
 def test_names_resolve_case_insensitively_to_every_stiff_partner():
-    assert get_method("auto").name == "AutoTsit5(Rosenbrock23)"
+    assert get_method("auto").name == "AutoTsit5(KenCarp4)"
     assert get_method("autotsit5(kencarp4())").name == "AutoTsit5(KenCarp4)"
     stiff = [m.name for m in map(get_method, ["Rosenbrock23", "Rodas4", "Rodas5P", "TRBDF2", "KenCarp4",
                                               "Kvaerno5"])]
     assert {f"Auto{e}({s})" for e in ("Tsit5", "DP5") for s in stiff} <= set(COMPOSITES)
-    assert SolverConfig(backward_solver="AUTO").validate().backward_solver == "AutoTsit5(Rosenbrock23)"
+    assert SolverConfig(backward_solver="AUTO").validate().backward_solver == "AutoTsit5(KenCarp4)"
 
 
 @pytest.mark.parametrize("name, words", [

@@ -37,14 +37,14 @@ const SOLVERS = (
 )
 
 # Automatic stiffness switching, mirroring the native engine's composites (pyjlode.ode.methods.COMPOSITES;
-# "auto" is AutoTsit5(Rosenbrock23)): OrdinaryDiffEq's AutoTsit5/AutoDP5 around each stiff method. Julia
+# "auto" is AutoTsit5(KenCarp4)): OrdinaryDiffEq's AutoTsit5/AutoDP5 around each stiff method. Julia
 # switches by OrdinaryDiffEq's own rule (its stiffness estimates and counters), not the native one.
 const COMPOSITES = (
-    SolverSpec("AutoTsit5(Rosenbrock23)", () -> AutoTsit5(Rosenbrock23(; implicit_options()...)), true, true, ("auto",)),
+    SolverSpec("AutoTsit5(Rosenbrock23)", () -> AutoTsit5(Rosenbrock23(; implicit_options()...)), true, true, ()),
     SolverSpec("AutoTsit5(Rodas4)", () -> AutoTsit5(Rodas4(; implicit_options()...)), true, true, ()),
     SolverSpec("AutoTsit5(Rodas5P)", () -> AutoTsit5(Rodas5P(; implicit_options()...)), true, true, ()),
     SolverSpec("AutoTsit5(TRBDF2)", () -> AutoTsit5(TRBDF2(; implicit_options()...)), true, true, ()),
-    SolverSpec("AutoTsit5(KenCarp4)", () -> AutoTsit5(KenCarp4(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoTsit5(KenCarp4)", () -> AutoTsit5(KenCarp4(; implicit_options()...)), true, true, ("auto",)),
     SolverSpec("AutoTsit5(Kvaerno5)", () -> AutoTsit5(Kvaerno5(; implicit_options()...)), true, true, ()),
     SolverSpec("AutoDP5(Rosenbrock23)", () -> AutoDP5(Rosenbrock23(; implicit_options()...)), true, true, ()),
     SolverSpec("AutoDP5(Rodas4)", () -> AutoDP5(Rodas4(; implicit_options()...)), true, true, ()),
@@ -73,7 +73,7 @@ function solver_spec(name::AbstractString)
     index === nothing || return specs[index]
     throw(ArgumentError(
         "unknown solver '$name'; choose one of: $(join(solver_names(), ", ")), or a composite such as " *
-        "AutoTsit5(Rosenbrock23) (auto)",
+        "AutoTsit5(KenCarp4) (auto)",
     ))
 end
 

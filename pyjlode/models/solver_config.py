@@ -33,8 +33,8 @@ class SolverConfig:
         "GRU-ODE forward solver, a name in pyjlode.SOLVERS (case-insensitive): Tsit5, DP5 (dopri5), RK4, "
         "Euler, or a stiff one such as KenCarp4, Kvaerno5, TRBDF2, Rodas4, Rodas5P, Rosenbrock23."))
     backward_solver: str | None = field(default=None, metadata=flag(
-        "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one), or auto (AutoTsit5(Rosenbrock23): "
-        "Tsit5 that switches to Rosenbrock23 where the adjoint is stiff).", aliases=("--stiff-solver",),
+        "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one), or auto (AutoTsit5(KenCarp4): "
+        "Tsit5 that switches to KenCarp4 where the adjoint is stiff).", aliases=("--stiff-solver",),
         default_text="auto after an adaptive explicit --solver on the torch backend, else same as --solver"))
     sensealg: str | None = field(default=None, metadata=flag(
         f"Gradient method, the first of each list being the default ({SENSEALG_CHOICES}); interpolating, "
@@ -137,7 +137,7 @@ class SolverConfig:
 
 def _default_backward(solver: str, backend: str) -> str | None:
     """auto after Tsit5/DP5 on the torch engine: it costs what Tsit5 costs on a non-stiff adjoint
-    (docs/benchmarks.md) and switches to Rosenbrock23 where the adjoint is stiff. None (the forward
+    (docs/benchmarks.md) and switches to KenCarp4 where the adjoint is stiff. None (the forward
     solver) after a stiff or fixed-step one, and on the Julia engine."""
     from ..ode.methods import AUTO, get_method
 
