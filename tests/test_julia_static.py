@@ -267,8 +267,10 @@ def _julia_solver_table() -> dict[str, tuple[bool, bool, tuple[str, ...]]]:
 
 def test_julia_solver_table_mirrors_the_native_registry():
     ode = pytest.importorskip("pyjlode.ode", reason="the native engine is not importable")
+    from pyjlode.ode.methods import COMPOSITES
+
     native = {m.name: (m.stiff, m.adaptive, tuple(sorted(a.lower() for a in m.aliases)))
-              for m in ode.SOLVERS.values()}
+              for m in (*ode.SOLVERS.values(), *COMPOSITES.values())}
     assert _julia_solver_table() == native
 
 

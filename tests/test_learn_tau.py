@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,9 @@ def test_a_learned_tau_checkpoint_without_the_range_loads_and_resumes(tmp_path, 
     raw = torch.load(old, weights_only=True)
     assert "tau_min" not in raw["model_config"]["ode"] and raw["model_config"]["ode"]["learn_tau"]
     ckpt = state.load_checkpoint(old)
-    assert state.model_config(ckpt).ode == SolverConfig(learn_tau=True, tau=0.5).validate()
+    # saved before backward_solver defaulted to auto: None (the forward solver) is kept
+    assert state.model_config(ckpt).ode == replace(SolverConfig(learn_tau=True, tau=0.5).validate(),
+                                                   backward_solver=None)
     model = state.model_from_checkpoint(ckpt)
     learned = raw["state_dict"]["core.rnn.cells.0.log_tau"]
     assert not torch.allclose(learned, torch.full_like(learned, math.log(0.5)))    # training moved them

@@ -18,8 +18,8 @@ using SparseArrays: SparseMatrixCSC, nnz, nonzeros, rowvals
 using SciMLBase: SciMLBase, FullSpecialize, ODEFunction, ODEProblem, ReturnCode, init, solve!,
     successful_retcode
 using LinearSolve: LinearSolve
-using OrdinaryDiffEqLowOrderRK: Euler, RK4, DP5
-using OrdinaryDiffEqTsit5: Tsit5
+using OrdinaryDiffEqLowOrderRK: Euler, RK4, DP5, AutoDP5
+using OrdinaryDiffEqTsit5: Tsit5, AutoTsit5
 using OrdinaryDiffEqRosenbrock: Rosenbrock23, Rodas4, Rodas5P
 using OrdinaryDiffEqSDIRK: TRBDF2, KenCarp4, Kvaerno5
 using SciMLSensitivity:

@@ -36,6 +36,24 @@ const SOLVERS = (
     SolverSpec("Kvaerno5", () -> Kvaerno5(; implicit_options()...), true, true, ()),
 )
 
+# Automatic stiffness switching, mirroring the native engine's composites (pyjlode.ode.methods.COMPOSITES;
+# "auto" is AutoTsit5(KenCarp4)): OrdinaryDiffEq's AutoTsit5/AutoDP5 around each stiff method. Julia
+# switches by OrdinaryDiffEq's own rule (its stiffness estimates and counters), not the native one.
+const COMPOSITES = (
+    SolverSpec("AutoTsit5(Rosenbrock23)", () -> AutoTsit5(Rosenbrock23(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoTsit5(Rodas4)", () -> AutoTsit5(Rodas4(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoTsit5(Rodas5P)", () -> AutoTsit5(Rodas5P(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoTsit5(TRBDF2)", () -> AutoTsit5(TRBDF2(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoTsit5(KenCarp4)", () -> AutoTsit5(KenCarp4(; implicit_options()...)), true, true, ("auto",)),
+    SolverSpec("AutoTsit5(Kvaerno5)", () -> AutoTsit5(Kvaerno5(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoDP5(Rosenbrock23)", () -> AutoDP5(Rosenbrock23(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoDP5(Rodas4)", () -> AutoDP5(Rodas4(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoDP5(Rodas5P)", () -> AutoDP5(Rodas5P(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoDP5(TRBDF2)", () -> AutoDP5(TRBDF2(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoDP5(KenCarp4)", () -> AutoDP5(KenCarp4(; implicit_options()...)), true, true, ()),
+    SolverSpec("AutoDP5(Kvaerno5)", () -> AutoDP5(Kvaerno5(; implicit_options()...)), true, true, ()),
+)
+
 """Canonical solver names in registry order."""
 solver_names() = [spec.name for spec in SOLVERS]
 
@@ -50,10 +68,12 @@ Case-insensitive lookup by canonical name or alias; an unknown name throws an
 """
 function solver_spec(name::AbstractString)
     key = lowercase(name)
-    index = findfirst(spec -> matches(spec, key), SOLVERS)
-    index === nothing || return SOLVERS[index]
+    specs = (SOLVERS..., COMPOSITES...)
+    index = findfirst(spec -> matches(spec, key), specs)
+    index === nothing || return specs[index]
     throw(ArgumentError(
-        "unknown solver '$name'; choose one of: $(join(solver_names(), ", "))",
+        "unknown solver '$name'; choose one of: $(join(solver_names(), ", ")), or a composite such as " *
+        "AutoTsit5(KenCarp4) (auto)",
     ))
 end
 

@@ -291,10 +291,13 @@ class GRUODE(nn.Module):
     def solver_stats(self) -> dict:
         """Work per token of the last forward, summed over layers; backward entries fill in after
         backward. Keys: nfe_fwd_per_token, nfe_bwd_per_token, steps_fwd_per_token,
-        rejects_fwd_per_token, steps_bwd_per_token, rejects_bwd_per_token, njac_per_token."""
+        rejects_fwd_per_token, steps_bwd_per_token, rejects_bwd_per_token, njac_per_token, and for the
+        auto-switching solvers switches_fwd/bwd_per_token and stiff_steps_fwd/bwd_per_token (accepted
+        steps of the stiff member)."""
         keys = dict(nfe_fwd_per_token=0.0, nfe_bwd_per_token=0.0, steps_fwd_per_token=0.0,
                     rejects_fwd_per_token=0.0, steps_bwd_per_token=0.0, rejects_bwd_per_token=0.0,
-                    njac_per_token=0.0)
+                    njac_per_token=0.0, switches_fwd_per_token=0.0, switches_bwd_per_token=0.0,
+                    stiff_steps_fwd_per_token=0.0, stiff_steps_bwd_per_token=0.0)
         for cell in self.cells:
             st = cell.last_stats
             if not st.tokens:
@@ -303,7 +306,9 @@ class GRUODE(nn.Module):
             n = st.tokens
             for key, val in (("nfe_fwd", fwd.nfe), ("nfe_bwd", bwd.nfe), ("steps_fwd", fwd.naccept),
                              ("rejects_fwd", fwd.nreject), ("steps_bwd", bwd.naccept),
-                             ("rejects_bwd", bwd.nreject), ("njac", fwd.njac + bwd.njac)):
+                             ("rejects_bwd", bwd.nreject), ("njac", fwd.njac + bwd.njac),
+                             ("switches_fwd", fwd.nswitch), ("switches_bwd", bwd.nswitch),
+                             ("stiff_steps_fwd", fwd.nstiff), ("stiff_steps_bwd", bwd.nstiff)):
                 keys[key + "_per_token"] += val / n
         return keys
 

@@ -35,8 +35,9 @@ class SolverConfig:
         "GRU-ODE forward solver, a name in pyjlode.SOLVERS (case-insensitive): Tsit5, DP5 (dopri5), RK4, "
         "Euler, or a stiff one such as KenCarp4, Kvaerno5, TRBDF2, Rodas4, Rodas5P, Rosenbrock23."))
     backward_solver: str | None = field(default=None, metadata=flag(
-        "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one).", aliases=("--stiff-solver",),
-        default_text="same as --solver"))                 # None: the forward solver
+        "Solver for the adjoint's backward pass, e.g. KenCarp4 (a stiff one), or auto (AutoTsit5(KenCarp4): "
+        "Tsit5 that switches to KenCarp4 where the adjoint is stiff).", aliases=("--stiff-solver",),
+        default_text="auto after an adaptive explicit --solver on the torch backend, else same as --solver"))
     sensealg: str | None = field(default=None, metadata=flag(
         f"Gradient method, the first of each list being the default ({SENSEALG_CHOICES}); interpolating, "
         "backsolve, gauss and quadrature are adjoints, direct backpropagates through the solver.",
@@ -86,6 +87,8 @@ class SolverConfig:
         """
         solver = _canonical("solver", self.solver)
         backward = None if self.backward_solver is None else _canonical("backward_solver", self.backward_solver)
+        if backward is None:
+            backward = _default_backward(solver, self.backend)
         if self.backend not in BACKENDS:
             raise InputError(f"unknown `backend` {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
         sensealg = (self.sensealg or SENSEALGS[self.backend][0]).lower()
@@ -141,6 +144,16 @@ class SolverConfig:
             raise
         except ValueError as exc:
             raise InputError(str(exc)) from None
+
+
+def _default_backward(solver: str, backend: str) -> str | None:
+    """auto after Tsit5/DP5 on the torch engine: it costs what Tsit5 costs on a non-stiff adjoint
+    (docs/benchmarks.md) and switches to KenCarp4 where the adjoint is stiff. None (the forward
+    solver) after a stiff or fixed-step one, and on the Julia engine."""
+    from ..ode.methods import AUTO, get_method
+
+    method = get_method(solver)
+    return AUTO if backend == "torch" and method.adaptive and not method.stiff else None
 
 
 def _canonical(name: str, value: str) -> str:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from ..errors import PyjlodeError
 
-_STIFF_FAMILIES = ("rosenbrock", "esdirk")
+_STIFF_FAMILIES = ("rosenbrock", "esdirk", "composite")   # a composite has a stiff member
 _BACKSOLVE = ("sensealg='backsolve' re-integrates y backwards in time, where decaying modes grow: "
               "use sensealg='interpolating' (the default), which reads y from the forward solve")
 

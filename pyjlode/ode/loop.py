@@ -104,6 +104,7 @@ class _Loop:
         self.problem, self.method, self.adaptive, self.dense = problem, method, adaptive, dense
         self.max_steps, self.direction, self.norm, self.ts = max_steps, direction, norm, ts
         self.controller = PIController.for_method(method)
+        self.choose = getattr(method.stepper, "choose", None)   # composite methods switch members
         self.dt_next = self.dt_fixed = None
         self.q = self.q_next = None   # q_next: running quad total after the attempt being judged
         self.fails = self.nonfinite = 0
@@ -159,6 +160,8 @@ class _Loop:
                 raise _fail(NonFiniteState, f"the vector field raised {type(e).__name__}: {e}",
                             method, t, dt_try, cause="field") from e
             accept, dt_new = self._judge(res, t, y, f, dt_try, state, first=n_acc == 0 and not warm)
+            if self.choose is not None:
+                dt_new = self._choose(state, dt_new, accept, t_end - (t + dt_try if accept else t))
             rejected = not accept
             if rejected:
                 stats.nreject += 1
@@ -230,6 +233,16 @@ class _Loop:
                 ratios.append(_rms(e / tot.abs().mul(rtol).add_(atol)))
         self.q_next = tuple(totals)
         return float(torch.stack(ratios).max()) if ratios else 0.0
+
+    def _choose(self, state, dt_new, accept, remaining):
+        """A composite's member choice after an attempt; the controller follows the active member."""
+        active = state.active
+        dt_new = self.choose(self.problem, state, dt_new, accept, remaining)
+        if state.active != active:
+            controller = PIController.for_method(self.method.stepper.members[state.active])
+            controller.errold = self.controller.errold
+            self.controller = controller
+        return dt_new
 
     def _nonfinite_attempt(self, t, y, f, dt_try, state):
         """Shrink hard after a non-finite attempt; diagnose and raise if it persists."""

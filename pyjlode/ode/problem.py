@@ -21,6 +21,8 @@ class SolveStats:
     nreject: int = 0
     nnewton: int = 0
     nnewton_fail: int = 0
+    nswitch: int = 0        # member switches of a composite (auto) method
+    nstiff: int = 0         # accepted steps taken by a composite's stiff member
 
     # Plain attribute loops: dataclasses.fields/asdict cost tens of µs, paid per solve (per token).
     def __add__(self, other: "SolveStats") -> "SolveStats":

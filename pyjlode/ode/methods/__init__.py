@@ -1,12 +1,14 @@
 """The solver registry: names (DifferentialEquations.jl spelling) to tableau + stepper."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Union
 
 from ...errors import InputError
 from ..dense import HERMITE, Interpolant
 from ..steppers import ESDIRK, ExplicitRK, Rosenbrock, Stepper
+from ..steppers.composite import STABILITY_SIZE, Composite
 from ..tableaus import ButcherTableau, RosenbrockTableau
 from .esdirk import KENCARP4, KVAERNO5, TRBDF2
 from .explicit import DP5, EULER, RK4, TSIT5
@@ -62,18 +64,55 @@ SOLVERS: dict[str, Method] = {m.name: m for m in _methods}
 _LOOKUP = {alias.lower(): m for m in _methods for alias in (m.name, *m.aliases)}
 
 
+def _composite(explicit: Method, stiff: Method, aliases=()) -> Method:
+    """``Auto<explicit>(<stiff>)``: OrdinaryDiffEq's AutoTsit5(Rosenbrock23()) and its siblings."""
+    name = f"Auto{explicit.name}({stiff.name})"
+    return Method(name, explicit.tableau, Composite(name, explicit, stiff), explicit.order,
+                  explicit.adaptive_order, True, tuple(aliases))
+
+
+# "auto": the stiff partner measured fastest on the GRU-ODE (docs/benchmarks.md): KenCarp4 reuses its
+# Jacobian and LU across steps, where Rosenbrock23 needs both at every step.
+AUTO = "AutoTsit5(KenCarp4)"
+# Composites are looked up like solvers but kept out of SOLVERS, the table of single methods.
+COMPOSITES: dict[str, Method] = {}
+for _e in STABILITY_SIZE:
+    for _s in (m for m in _methods if m.stiff):
+        _c = _composite(SOLVERS[_e], _s)
+        COMPOSITES[_c.name] = _c
+COMPOSITES[AUTO] = _composite(SOLVERS["Tsit5"], SOLVERS["KenCarp4"], aliases=("auto",))
+_LOOKUP.update({alias.lower(): m for m in COMPOSITES.values() for alias in (m.name, *m.aliases)})
+
+
 def get_method(name: str | Method) -> Method:
     """The registered solver called ``name`` (case-insensitive, aliases accepted).
+
+    Composites are ``"auto"`` and ``"Auto<Tsit5|DP5>(<stiff solver>)"`` (a trailing ``()`` inside,
+    as in Julia, is accepted).
 
     Raises:
         InputError: unknown name; the message lists the valid ones.
     """
     if isinstance(name, Method):
         return name
-    m = _LOOKUP.get(str(name).lower())
+    key = str(name).lower().replace(" ", "").replace("()", "")
+    m = _LOOKUP.get(key)
     if m is None:
-        raise InputError(f"unknown solver {name!r}; choose one of: {', '.join(sorted(SOLVERS))}")
+        raise InputError(_unknown(str(name), key))
     return m
 
 
-__all__ = ["Method", "SOLVERS", "get_method"]
+def _unknown(name: str, key: str) -> str:
+    found = re.fullmatch(r"auto(\w+)\((\w*)\)", key)
+    stiff = ", ".join(n for n, m in SOLVERS.items() if m.stiff)
+    if found:
+        explicit, member = found.groups()
+        if explicit not in {e.lower() for e in STABILITY_SIZE}:
+            return (f"unknown solver {name!r}: a composite's explicit member is one of "
+                    f"{', '.join(STABILITY_SIZE)}, as in AutoTsit5(Rosenbrock23)")
+        return f"unknown solver {name!r}: a composite's stiff member is one of {stiff}"
+    return (f"unknown solver {name!r}; choose one of: {', '.join(sorted(SOLVERS))}, auto, "
+            f"Auto{{{'|'.join(STABILITY_SIZE)}}}(<stiff: {stiff}>)")
+
+
+__all__ = ["Method", "SOLVERS", "COMPOSITES", "AUTO", "get_method"]
