@@ -111,7 +111,10 @@ def test_a_non_stiff_problem_never_switches_and_costs_what_tsit5_costs():
     assert auto.stats.nswitch == auto.stats.nstiff == 0
     assert (auto.stats.nfe, auto.stats.naccept, auto.stats.nreject) == \
         (tsit5.stats.nfe, tsit5.stats.naccept, tsit5.stats.nreject)
-    assert torch.equal(auto.ys, tsit5.ys)
+    # Same steps, same end point; outputs between steps come from the composite's cubic Hermite (its
+    # members' stages differ in kind), Tsit5's from its own interpolant: equal to the tolerance.
+    assert torch.equal(auto.ys[-1], tsit5.ys[-1])
+    assert torch.allclose(auto.ys, tsit5.ys, rtol=1e-4, atol=1e-6)
 
 
 def _gru_grads(solver, backward, tau=5e-4, tokens=2):
