@@ -132,19 +132,21 @@ def torchdiffeq_step(adjoint, counter, rtol, atol):
     return step
 
 
-def pyjlode_step(sensealg, backward_solver, stats, rtol, atol, max_steps):
+def pyjlode_step(sensealg, backward_solver, stats, rtol, atol, max_steps, solver="Tsit5"):
     state = {"dt0": None}
+    operator = ":krylov" in f"{solver} {backward_solver}"   # matrix-free J for GMRES
 
     def step(f, h):
-        out = odeint_adjoint(f, h, [0.0, 1.0], params=f.params, jac=f.jac, vjp=f.vjp, rtol=rtol, atol=atol,
-                             solver="Tsit5", backward_solver=backward_solver, sensealg=sensealg,
+        jac = f.jac_operator if operator and hasattr(f, "jac_operator") else f.jac
+        out = odeint_adjoint(f, h, [0.0, 1.0], params=f.params, jac=jac, vjp=f.vjp, rtol=rtol, atol=atol,
+                             solver=solver, backward_solver=backward_solver, sensealg=sensealg,
                              dt0=state["dt0"], stats=stats, max_steps=max_steps)[-1]
         state["dt0"] = stats.dt_next            # warm start, as the GRU-ODE layer does
         return out
     return step
 
 
-# key: (engine, adjoint or sensealg, backward solver, label in the table)
+# key: (engine, adjoint or sensealg, backward solver, label in the table[, forward solver])
 METHODS = {
     "td-backprop": ("td", False, None, "torchdiffeq odeint, backprop (dopri5)"),
     "td-adjoint": ("td", True, None, "torchdiffeq odeint_adjoint (dopri5)"),
@@ -153,6 +155,15 @@ METHODS = {
     "pj-KenCarp4": ("pj", "interpolating", "KenCarp4", "pyjlode interpolating, KenCarp4 backward"),
     "pj-Rodas5P": ("pj", "interpolating", "Rodas5P", "pyjlode interpolating, Rodas5P backward"),
 }
+# Stiff linear algebra: GMRES (linsolve "krylov") backward, and stiff forward/backward pairs.
+METHODS.update({
+    f"pj-{b}:krylov": ("pj", "interpolating", f"{b}:krylov", f"pyjlode interpolating, {b}:krylov backward")
+    for b in ("KenCarp4", "Kvaerno5", "TRBDF2", "Rodas5P", "Rodas4")})
+METHODS.update({
+    f"pj-{fw}/{b}": ("pj", "interpolating", b, f"pyjlode interpolating, {fw} forward, {b} backward", fw)
+    for fw, b in (("KenCarp4", "KenCarp4"), ("KenCarp4:krylov", "KenCarp4:krylov"),
+                  ("Rodas5P:krylov", "KenCarp4:krylov"), ("TRBDF2:krylov", "TRBDF2:krylov"),
+                  ("KenCarp4:krylov", "TRBDF2:krylov"), ("Tsit5", "Tsit5"))})
 
 
 class Timeout(Exception):
@@ -164,7 +175,8 @@ def _alarm(signum, frame):
 
 
 def run_method(name, args, tau, dtype, ref):
-    kind, a, b, _ = METHODS[name]
+    kind, a, b, *_ = METHODS[name]
+    fwd = METHODS[name][4] if len(METHODS[name]) > 4 else "Tsit5"
     run = Run()
     for _ in range(args.repeats):
         U, drive, readout = make_inputs(args, dtype)
@@ -172,7 +184,7 @@ def run_method(name, args, tau, dtype, ref):
         drive.requires_grad_()
         counter, stats = [0], AdjointStats()
         step = (torchdiffeq_step(a, counter, args.rtol, args.atol) if kind == "td"
-                else pyjlode_step(a, b, stats, args.rtol, args.atol, args.max_steps))
+                else pyjlode_step(a, b, stats, args.rtol, args.atol, args.max_steps, fwd))
         signal.alarm(args.max_seconds)
         try:
             t0 = time.perf_counter()

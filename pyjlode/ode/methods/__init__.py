@@ -1,7 +1,8 @@
 """The solver registry: names (DifferentialEquations.jl spelling) to tableau + stepper."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from typing import Union
 
 from ...errors import InputError
@@ -57,18 +58,38 @@ SOLVERS: dict[str, Method] = {m.name: m for m in _methods}
 _LOOKUP = {alias.lower(): m for m in _methods for alias in (m.name, *m.aliases)}
 
 
+_LINSOLVES = ("dense", "krylov")
+_VARIANTS: dict = {}
+
+
 def get_method(name: str | Method) -> Method:
     """The registered solver called ``name`` (case-insensitive, aliases accepted).
 
+    A stiff solver takes its linear solver after a colon, as OrdinaryDiffEq's ``linsolve=``:
+    ``"KenCarp4:krylov"`` (GMRES on J v products, see ``pyjlode.ode.krylov``) or ``":dense"``
+    (per-row LU, the default).
+
     Raises:
-        InputError: unknown name; the message lists the valid ones.
+        InputError: unknown name or linear solver; the message lists the valid ones.
     """
     if isinstance(name, Method):
         return name
-    m = _LOOKUP.get(str(name).lower())
+    base, _, linsolve = str(name).partition(":")
+    m = _LOOKUP.get(base.strip().lower())
     if m is None:
         raise InputError(f"unknown solver {name!r}; choose one of: {', '.join(sorted(SOLVERS))}")
-    return m
+    linsolve = linsolve.strip().lower()
+    if not linsolve or linsolve == "dense":
+        return m
+    if linsolve not in _LINSOLVES or not m.stiff:
+        why = f"linsolve must be one of {', '.join(_LINSOLVES)}" if m.stiff else f"{m.name} solves no linear systems"
+        raise InputError(f"solver {name!r}: {why}")
+    key = (m.name, linsolve)
+    if key not in _VARIANTS:
+        stepper = copy.copy(m.stepper)
+        stepper.plan = replace(stepper.plan, linsolve=linsolve)
+        _VARIANTS[key] = replace(m, name=f"{m.name}:{linsolve}", stepper=stepper, aliases=())
+    return _VARIANTS[key]
 
 
 __all__ = ["Method", "SOLVERS", "get_method"]

@@ -33,6 +33,7 @@ class ESDIRKPlan:
     b: tuple
     b_err: tuple
     filtered: bool
+    linsolve: str = "dense"
 
 
 @dataclass(slots=True, eq=False)
@@ -125,14 +126,15 @@ class ESDIRK(Stepper):
         err = lincomb(None, z, self.plan.b_err)
         return solve_w(problem, state.w, err) if self.plan.filtered else err
 
-    @staticmethod
-    def _matrices(problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
-        """J and the LU of W at the start of an attempt, under the reuse policy."""
+    def _matrices(self, problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
+        """J and the LU of W at the start of an attempt, under the reuse policy (a Krylov W costs
+        nothing to rebuild, so it always has this attempt's gamma*dt)."""
         new_j = not state.j_current and (state.J is None or not state.fast or rejected)
         if new_j:
             state.J, state.j_current = state.jac(problem, t, y), True
-        if new_j or rejected or w_is_stale(state.w, gdt, W_CUTOFF):
-            state.w = factor_w(problem, state.J, gdt)
+        krylov = self.plan.linsolve == "krylov"
+        if new_j or rejected or krylov or w_is_stale(state.w, gdt, W_CUTOFF):
+            state.w = factor_w(problem, state.J, gdt, self.plan.linsolve, y)
 
     def _stage(self, problem, t, y, ti, tmp, guess, dt, state: ESDIRKState) -> Optional[Tensor]:
         """One stage's Newton solve with the recovery ladder: fresh J, then exact W, then give up."""
@@ -146,9 +148,9 @@ class ESDIRK(Stepper):
             state.theta = 1.0
             if not state.j_current:
                 state.J, state.j_current = state.jac(problem, t, y), True
-                state.w = factor_w(problem, state.J, gdt)
+                state.w = factor_w(problem, state.J, gdt, self.plan.linsolve, y)
             elif state.w.gdt != gdt:
-                state.w = factor_w(problem, state.J, gdt)
+                state.w = factor_w(problem, state.J, gdt, self.plan.linsolve, y)
             else:
                 return None
 

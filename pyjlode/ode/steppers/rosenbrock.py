@@ -29,6 +29,7 @@ class RosenbrockPlan:
     b: tuple
     b_err: Optional[tuple]
     fsal: bool
+    linsolve: str = "dense"
 
 
 @dataclass(slots=True, eq=False)
@@ -79,7 +80,7 @@ class Rosenbrock(Stepper):
             state.J = state.jac(problem, t, y)
             state.T = time_derivative(problem, t, y, f0, dt)
         gdt = p.gamma * dt
-        w = factor_w(problem, state.J, gdt)
+        w = factor_w(problem, state.J, gdt, p.linsolve, y)
         c, gd, A, gC, T = p.c, p.gd, p.A, p.gC, state.T
         k: list = []
         fi = ui = f0
