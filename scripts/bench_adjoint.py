@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - the models package is optional for thi
     GRUODEField = None
 
 START, END = "<!-- bench_adjoint:start -->", "<!-- bench_adjoint:end -->"
+STIFF_START, STIFF_END = "<!-- bench_adjoint_stiff:start -->", "<!-- bench_adjoint_stiff:end -->"
+STIFF_TITLE = "## Stiff linear algebra (scripts/bench_adjoint.py, tau down to 0.001)"
 LOAD_AT_START = os.getloadavg()[0]
 
 
@@ -71,6 +73,8 @@ class Run:
     """One method's result on one tau."""
 
     seconds: list = field(default_factory=list)
+    seconds_fwd: list = field(default_factory=list)
+    seconds_bwd: list = field(default_factory=list)
     nfe_fwd: int = 0
     nfe_bwd: int = 0
     error: float = math.nan
@@ -174,11 +178,11 @@ def _alarm(signum, frame):
     raise Timeout()
 
 
-def run_method(name, args, tau, dtype, ref):
+def run_method(name, args, tau, dtype, ref, run=None, repeats=None):
     kind, a, b, *_ = METHODS[name]
     fwd = METHODS[name][4] if len(METHODS[name]) > 4 else "Tsit5"
-    run = Run()
-    for _ in range(args.repeats):
+    run = Run() if run is None else run
+    for _ in range(args.repeats if repeats is None else repeats):
         U, drive, readout = make_inputs(args, dtype)
         U.requires_grad_()
         drive.requires_grad_()
@@ -190,8 +194,12 @@ def run_method(name, args, tau, dtype, ref):
             t0 = time.perf_counter()
             loss = sequence(step, U, drive, readout, tau)
             n_fwd = counter[0]
+            t1 = time.perf_counter()
             gU, gc = torch.autograd.grad(loss, (U, drive))
-            run.seconds.append(time.perf_counter() - t0)
+            t2 = time.perf_counter()
+            run.seconds.append(t2 - t0)
+            run.seconds_fwd.append(t1 - t0)
+            run.seconds_bwd.append(t2 - t1)
         except Timeout:
             run.failure = f"timeout (>{args.max_seconds}s)"
             return run
@@ -267,6 +275,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--write", metavar="MD", help="replace the bench_adjoint section of this markdown file")
     p.add_argument("--append", action="store_true", help="with --write: add this run below the section's content")
+    p.add_argument("--stiff", action="store_true",
+                   help="interleave the repeats of all methods and report forward/backward times and their "
+                        "ratios to pj-Tsit5 (stiff linear-algebra section)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -277,6 +288,8 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from: {', '.join(METHODS)}")
     signal.signal(signal.SIGALRM, _alarm)
+    if args.stiff:
+        return stiff_main(args, argv, taus, names, dtype)
     results = {}
     for tau in taus:
         t0 = time.perf_counter()
@@ -291,6 +304,57 @@ def main(argv=None):
     print(body)
     if args.write:
         write_section(args.write, body, args.append)
+
+
+def stiff_main(args, argv, taus, names, dtype):
+    """Round-robin repeats (each method once per round), so every ratio compares like load with like."""
+    results = {}
+    for tau in taus:
+        t0 = time.perf_counter()
+        ref = reference_grads(args, tau)
+        print(f"tau={tau:g}: reference in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+        runs = results[tau] = {n: Run() for n in names}
+        for _ in range(args.repeats):
+            for n in names:
+                if not runs[n].failure:
+                    run_method(n, args, tau, dtype, ref, runs[n], repeats=1)
+        for n, r in runs.items():
+            print(f"  {n:36s} {r.failure or f'bwd {statistics.median(r.seconds_bwd):.2f}s err {r.error:.1e}'}",
+                  file=sys.stderr, flush=True)
+    body = "\n".join(report(results, args, argv).splitlines()[:3]) + "\n\n" + stiff_table(results)
+    print(body)
+    if args.write:
+        write_stiff_section(args.write, body)
+
+
+def stiff_table(results) -> str:
+    """Medians per method; ratios are Tsit5's median over the method's (> 1: faster than Tsit5)."""
+    lines = ["| tau | method | fwd [s] | bwd [s] | bwd speed-up vs Tsit5 | fwd+bwd speed-up vs Tsit5/Tsit5 "
+             "| NFE fwd | NFE bwd | grad rel. error |", "|---|---|---|---|---|---|---|---|---|"]
+    for tau, runs in results.items():
+        base = runs.get("pj-Tsit5")
+        ok = base is not None and not base.failure
+        for key, r in runs.items():
+            if r.failure:
+                lines.append(f"| {tau:g} | {key} | — | — | — | — | — | — | **fails**: {r.failure} |")
+                continue
+            fw, bw = statistics.median(r.seconds_fwd), statistics.median(r.seconds_bwd)
+            sb = f"{statistics.median(base.seconds_bwd) / bw:.2f}x" if ok else "—"
+            st = f"{statistics.median(base.seconds) / statistics.median(r.seconds):.2f}x" if ok else "—"
+            lines.append(f"| {tau:g} | {key} | {fw:.2f} | {bw:.2f} | {sb} | {st} | {r.nfe_fwd} | {r.nfe_bwd} "
+                         f"| {r.error:.1e} |")
+    return "\n".join(lines)
+
+
+def write_stiff_section(path, body):
+    text = open(path).read()
+    section = f"{STIFF_START}\n{body}\n{STIFF_END}"
+    if STIFF_START in text and STIFF_END in text:
+        text = re.sub(re.escape(STIFF_START) + ".*?" + re.escape(STIFF_END), lambda m: section, text, flags=re.S)
+    else:
+        text += f"\n{STIFF_TITLE}\n{section}\n"
+    with open(path, "w") as fh:
+        fh.write(text)
 
 
 def report(results, args, argv) -> str:

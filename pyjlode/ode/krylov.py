@@ -146,44 +146,47 @@ def gmres(w: KrylovW, b: Tensor, forcing: float = 0.0) -> tuple[Tensor, int]:
     if not bool((beta > tol).any()):
         return torch.zeros_like(b), 0
     R, n = rows.shape
-    V = rows.new_zeros(MAX_ITER + 1, R, n)
+    tiny = torch.finfo(b.dtype).tiny
+    sr = s.reshape(R, n)
+    V = rows.new_empty(R, MAX_ITER + 1, n)                 # Arnoldi basis, one (k, n) block per row
     Hc = rows.new_zeros(R, MAX_ITER + 1, MAX_ITER)          # Hessenberg, rotated into R
     cs, sn = rows.new_zeros(R, MAX_ITER), rows.new_zeros(R, MAX_ITER)
     g = rows.new_zeros(R, MAX_ITER + 1)
     g[:, 0] = beta
-    V[0] = rows / beta.clamp_min(torch.finfo(b.dtype).tiny).unsqueeze(-1)
+    V[:, 0] = rows / beta.clamp_min(tiny).unsqueeze(-1)
     for j in range(MAX_ITER):
-        u = (w.apply((V[j] / s.reshape(R, n)).reshape(b.shape)) * s).reshape(R, n)
-        h = torch.einsum("krn,rn->rk", V[:j + 1], u)
-        u = u - torch.einsum("rk,krn->rn", h, V[:j + 1])
-        h2 = torch.einsum("krn,rn->rk", V[:j + 1], u)       # second pass: orthogonal to rounding
-        u = u - torch.einsum("rk,krn->rn", h2, V[:j + 1])
-        h = h + h2
+        u = (w.apply((V[:, j] / sr).reshape(b.shape)) * s).reshape(R, n, 1)
+        Vj = V[:, :j + 1]
+        h = torch.bmm(Vj, u)
+        u = u - torch.bmm(Vj.transpose(1, 2), h)
+        h2 = torch.bmm(Vj, u)                               # second pass: orthogonal to rounding
+        u = (u - torch.bmm(Vj.transpose(1, 2), h2)).squeeze(-1)
+        h = (h + h2).squeeze(-1)
         hn = torch.linalg.vector_norm(u, dim=-1)
-        V[j + 1] = u / hn.clamp_min(torch.finfo(b.dtype).tiny).unsqueeze(-1)
+        V[:, j + 1] = u / hn.clamp_min(tiny).unsqueeze(-1)
         for i in range(j):                                  # earlier rotations on the new column
             hi = cs[:, i] * h[:, i] + sn[:, i] * h[:, i + 1]
-            h[:, i + 1] = -sn[:, i] * h[:, i] + cs[:, i] * h[:, i + 1]
+            h[:, i + 1] = cs[:, i] * h[:, i + 1] - sn[:, i] * h[:, i]
             h[:, i] = hi
-        rho = torch.sqrt(h[:, j] ** 2 + hn ** 2).clamp_min(torch.finfo(b.dtype).tiny)
+        rho = torch.sqrt(h[:, j] ** 2 + hn ** 2).clamp_min(tiny)
         cs[:, j], sn[:, j] = h[:, j] / rho, hn / rho
         h[:, j] = rho
         Hc[:, :j + 1, j] = h
         g[:, j + 1] = -sn[:, j] * g[:, j]
         g[:, j] = cs[:, j] * g[:, j]
         res = g[:, j + 1].abs()
-        done = res <= tol
-        if bool(done.all()):
+        done, finite = torch.stack([(res <= tol).all(), torch.isfinite(res).all()]).tolist()  # one sync
+        if done:
             return _combine(V, Hc, g, j + 1, s, b), j + 1
-        if not bool(torch.isfinite(res).all()):
+        if not finite:
             break
     worst = float((res / tol).max())
     raise LinearSolveFailure(f"GMRES (linsolve='krylov') stopped at {worst:.3g}x its tolerance after "
-                             f"{MAX_ITER} iterations")
+                             f"{j + 1} iterations")
 
 
 def _combine(V: Tensor, Hc: Tensor, g: Tensor, k: int, s: Tensor, b: Tensor) -> Tensor:
     """x = S^-1 V_k y with R_k y = g_k (back substitution per row)."""
     y = torch.linalg.solve_triangular(Hc[:, :k, :k], g[:, :k].unsqueeze(-1), upper=True).squeeze(-1)
-    x = torch.einsum("rk,krn->rn", y, V[:k]).reshape(b.shape)
+    x = torch.bmm(y.unsqueeze(1), V[:, :k]).reshape(b.shape)
     return x / s

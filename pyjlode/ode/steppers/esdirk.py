@@ -11,6 +11,7 @@ from typing import Optional
 
 from torch import Tensor
 
+from ..krylov import JacobianOperator
 from ..linalg import Jacobian, WFactor, factor_w, solve_w, w_is_stale
 from .base import State, Stepper, StepResult, lincomb, nonzero
 from .newton import solve_stage
@@ -139,6 +140,11 @@ class ESDIRK(Stepper):
     def _stage(self, problem, t, y, ti, tmp, guess, dt, state: ESDIRKState) -> Optional[Tensor]:
         """One stage's Newton solve with the recovery ladder: fresh J, then exact W, then give up."""
         gdt = self.plan.gamma * dt
+        if self.plan.linsolve == "krylov" and isinstance(state.J, JacobianOperator):
+            # a matrix-free J costs about one f: Newton takes it at the stage's predictor, not at the
+            # step start (one iteration converges a linear f, such as the adjoint's)
+            state.J = state.jac(problem, ti, tmp.add(guess, alpha=self.plan.gamma))
+            state.w = factor_w(problem, state.J, gdt, "krylov", y)
         while True:
             state.nonfinite = False
             zi = solve_stage(problem, ti, tmp, guess, y, dt, self.plan.gamma, state)
