@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
+from ..errors import InputError
 from .krylov import DenseOperator, JacobianOperator, KrylovW, gmres
 
 __all__ = ["Jacobian", "time_derivative", "WFactor", "factor_w", "solve_w", "w_is_stale", "LINSOLVES"]
@@ -169,6 +170,9 @@ def solve_w(problem, w: WFactor, rhs: Tensor, forcing: float = 0.0) -> Tensor:
     """
     problem.stats.nsolve += 1
     if w.krylov is not None:
+        if rhs.requires_grad and torch.is_grad_enabled():
+            raise InputError("linsolve='krylov' cannot be backpropagated through (GMRES runs outside autograd): "
+                             "use odeint_adjoint, or the dense linear solver (the solver name without ':krylov')")
         return gmres(w.krylov, rhs, forcing)[0]
     return torch.linalg.lu_solve(w.lu, w.pivots, rhs.unsqueeze(-1)).squeeze(-1)
 

@@ -46,7 +46,7 @@ MAX_ITER = 10                # OrdinaryDiffEq's max_iter
 MAX_RATE = 2.0               # above this, divergence, not rounding noise (OrdinaryDiffEq's check_div)
 THETA_DAMP = 0.3             # theta = max(THETA_DAMP * theta, rate) (OrdinaryDiffEq)
 FIRST_NDZ = 1e-5             # a first correction this small is converged (OrdinaryDiffEq), fresh J only
-FORCING = 0.05               # a Krylov W may leave this fraction of G (inexact Newton; the rate is measured)
+FORCING = 0.01               # a Krylov W may leave this fraction of G (inexact Newton; the rate is measured)
 NOISE = 100.0                # a residual within this factor of its rounding level says nothing about the rate
 _EPS = {dt: torch.finfo(dt).eps for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
