@@ -10,6 +10,11 @@ token so that only one token's graph is alive at a time).
     python scripts/bench_adjoint.py                                  # the full size (slow on 2 cores)
     python scripts/bench_adjoint.py --batch 8 --hidden 64 --tokens 5 # a quick run
     python scripts/bench_adjoint.py --write docs/benchmarks.md       # refresh the docs section
+    python scripts/bench_adjoint.py --stiff --tokens 5 --taus 0.01,0.003,0.001 --repeats 2 \
+        --methods pj-Tsit5,pj-KenCarp4:krylov,pj-KenCarp4:krylov/KenCarp4:krylov   # stiff linear algebra
+
+Methods ``pj-<Bwd>`` run Tsit5 forward; ``pj-<Fwd>/<Bwd>`` name both solvers (stiff pairs); a solver
+name ending in ``:krylov`` uses GMRES for its linear solves and gets the field's matrix-free Jacobian.
 """
 from __future__ import annotations
 
