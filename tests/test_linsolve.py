@@ -176,3 +176,12 @@ def test_problem_jac_may_return_an_operator_for_the_dense_path():
     b = torch.randn_like(h)
     W = torch.eye(h.shape[1], dtype=D) - 0.1 * f.jac(0.0, h)
     torch.testing.assert_close(solve_w(p, w, b), torch.linalg.solve(W, b))
+
+
+def test_gru_ode_layer_with_krylov_solvers_gives_the_dense_gradients():
+    from pyjlode.experiments import bench, bench_cases
+    cfg = bench.BenchConfig(batch=3, input=4, hidden=6, tokens=2, tau=0.01, dtype="float64", rtol=1e-6, atol=1e-8)
+    w, x = bench_cases.make_inputs(cfg)
+    dense = bench_cases.run_step("kencarp4", w, x, cfg)["grads"]
+    for case in ("kencarp4-krylov", "pair-krylov"):
+        assert bench_cases.rel_error(bench_cases.run_step(case, w, x, cfg)["grads"], dense) < 1e-5, case
