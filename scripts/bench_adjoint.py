@@ -10,6 +10,11 @@ token so that only one token's graph is alive at a time).
     python scripts/bench_adjoint.py                                  # the full size (slow on 2 cores)
     python scripts/bench_adjoint.py --batch 8 --hidden 64 --tokens 5 # a quick run
     python scripts/bench_adjoint.py --write docs/benchmarks.md       # refresh the docs section
+    python scripts/bench_adjoint.py --stiff --tokens 5 --taus 0.01,0.003,0.001 --repeats 2 \
+        --methods pj-Tsit5,pj-KenCarp4:krylov,pj-KenCarp4:krylov/KenCarp4:krylov   # stiff linear algebra
+
+Methods ``pj-<Bwd>`` run Tsit5 forward; ``pj-<Fwd>/<Bwd>`` name both solvers (stiff pairs); a solver
+name ending in ``:krylov`` uses GMRES for its linear solves and gets the field's matrix-free Jacobian.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ except ImportError:  # pragma: no cover - the models package is optional for thi
     GRUODEField = None
 
 START, END = "<!-- bench_adjoint:start -->", "<!-- bench_adjoint:end -->"
+STIFF_START, STIFF_END = "<!-- bench_adjoint_stiff:start -->", "<!-- bench_adjoint_stiff:end -->"
+STIFF_TITLE = "## Stiff linear algebra (scripts/bench_adjoint.py, tau down to 0.001)"
 LOAD_AT_START = os.getloadavg()[0]
 
 
@@ -72,6 +79,8 @@ class Run:
     """One method's result on one tau."""
 
     seconds: list = field(default_factory=list)
+    seconds_fwd: list = field(default_factory=list)
+    seconds_bwd: list = field(default_factory=list)
     nfe_fwd: int = 0
     nfe_bwd: int = 0
     error: float = math.nan
@@ -133,19 +142,21 @@ def torchdiffeq_step(adjoint, counter, rtol, atol):
     return step
 
 
-def pyjlode_step(sensealg, backward_solver, stats, rtol, atol, max_steps):
+def pyjlode_step(sensealg, backward_solver, stats, rtol, atol, max_steps, solver="Tsit5"):
     state = {"dt0": None}
+    operator = ":krylov" in f"{solver} {backward_solver}"   # matrix-free J for GMRES
 
     def step(f, h):
-        out = odeint_adjoint(f, h, [0.0, 1.0], params=f.params, jac=f.jac, vjp=f.vjp, rtol=rtol, atol=atol,
-                             solver="Tsit5", backward_solver=backward_solver, sensealg=sensealg,
+        jac = f.jac_operator if operator and hasattr(f, "jac_operator") else f.jac
+        out = odeint_adjoint(f, h, [0.0, 1.0], params=f.params, jac=jac, vjp=f.vjp, rtol=rtol, atol=atol,
+                             solver=solver, backward_solver=backward_solver, sensealg=sensealg,
                              dt0=state["dt0"], stats=stats, max_steps=max_steps)[-1]
         state["dt0"] = stats.dt_next            # warm start, as the GRU-ODE layer does
         return out
     return step
 
 
-# key: (engine, adjoint or sensealg, backward solver, label in the table)
+# key: (engine, adjoint or sensealg, backward solver, label in the table[, forward solver])
 METHODS = {
     "td-backprop": ("td", False, None, "torchdiffeq odeint, backprop (dopri5)"),
     "td-adjoint": ("td", True, None, "torchdiffeq odeint_adjoint (dopri5)"),
@@ -158,6 +169,15 @@ DEFAULT_METHODS = tuple(METHODS)
 # --methods also takes pj-<Solver> for every other registered adaptive backward solver
 METHODS.update({f"pj-{n}": ("pj", "interpolating", n, f"pyjlode interpolating, {n} backward")
                 for n, m in SOLVERS.items() if m.adaptive and f"pj-{n}" not in METHODS})
+# Stiff linear algebra: GMRES (linsolve "krylov") backward, and stiff forward/backward pairs.
+METHODS.update({
+    f"pj-{b}:krylov": ("pj", "interpolating", f"{b}:krylov", f"pyjlode interpolating, {b}:krylov backward")
+    for b in ("KenCarp4", "Kvaerno5", "TRBDF2", "Rodas5P", "Rodas4")})
+METHODS.update({
+    f"pj-{fw}/{b}": ("pj", "interpolating", b, f"pyjlode interpolating, {fw} forward, {b} backward", fw)
+    for fw, b in (("KenCarp4", "KenCarp4"), ("KenCarp4:krylov", "KenCarp4:krylov"),
+                  ("Rodas5P:krylov", "KenCarp4:krylov"), ("TRBDF2:krylov", "TRBDF2:krylov"),
+                  ("KenCarp4:krylov", "TRBDF2:krylov"), ("Tsit5", "Tsit5"))})
 
 
 class Timeout(Exception):
@@ -168,23 +188,28 @@ def _alarm(signum, frame):
     raise Timeout()
 
 
-def run_method(name, args, tau, dtype, ref):
-    kind, a, b, _ = METHODS[name]
-    run = Run()
-    for _ in range(args.repeats):
+def run_method(name, args, tau, dtype, ref, run=None, repeats=None):
+    kind, a, b, *_ = METHODS[name]
+    fwd = METHODS[name][4] if len(METHODS[name]) > 4 else "Tsit5"
+    run = Run() if run is None else run
+    for _ in range(args.repeats if repeats is None else repeats):
         U, drive, readout = make_inputs(args, dtype)
         U.requires_grad_()
         drive.requires_grad_()
         counter, stats = [0], AdjointStats()
         step = (torchdiffeq_step(a, counter, args.rtol, args.atol) if kind == "td"
-                else pyjlode_step(a, b, stats, args.rtol, args.atol, args.max_steps))
+                else pyjlode_step(a, b, stats, args.rtol, args.atol, args.max_steps, fwd))
         signal.alarm(args.max_seconds)
         try:
             t0 = time.perf_counter()
             loss = sequence(step, U, drive, readout, tau)
             n_fwd = counter[0]
+            t1 = time.perf_counter()
             gU, gc = torch.autograd.grad(loss, (U, drive))
-            run.seconds.append(time.perf_counter() - t0)
+            t2 = time.perf_counter()
+            run.seconds.append(t2 - t0)
+            run.seconds_fwd.append(t1 - t0)
+            run.seconds_bwd.append(t2 - t1)
         except Timeout:
             run.failure = f"timeout (>{args.max_seconds}s)"
             return run
@@ -260,6 +285,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--write", metavar="MD", help="replace the bench_adjoint section of this markdown file")
     p.add_argument("--append", action="store_true", help="with --write: add this run below the section's content")
+    p.add_argument("--stiff", action="store_true",
+                   help="interleave the repeats of all methods and report forward/backward times and their "
+                        "ratios to pj-Tsit5 (stiff linear-algebra section)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -270,6 +298,8 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from: {', '.join(METHODS)}")
     signal.signal(signal.SIGALRM, _alarm)
+    if args.stiff:
+        return stiff_main(args, argv, taus, names, dtype)
     results = {}
     for tau in taus:
         t0 = time.perf_counter()
@@ -284,6 +314,57 @@ def main(argv=None):
     print(body)
     if args.write:
         write_section(args.write, body, args.append)
+
+
+def stiff_main(args, argv, taus, names, dtype):
+    """Round-robin repeats (each method once per round), so every ratio compares like load with like."""
+    results = {}
+    for tau in taus:
+        t0 = time.perf_counter()
+        ref = reference_grads(args, tau)
+        print(f"tau={tau:g}: reference in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+        runs = results[tau] = {n: Run() for n in names}
+        for _ in range(args.repeats):
+            for n in names:
+                if not runs[n].failure:
+                    run_method(n, args, tau, dtype, ref, runs[n], repeats=1)
+        for n, r in runs.items():
+            print(f"  {n:36s} {r.failure or f'bwd {statistics.median(r.seconds_bwd):.2f}s err {r.error:.1e}'}",
+                  file=sys.stderr, flush=True)
+    body = "\n".join(report(results, args, argv).splitlines()[:3]) + "\n\n" + stiff_table(results)
+    print(body)
+    if args.write:
+        write_stiff_section(args.write, body)
+
+
+def stiff_table(results) -> str:
+    """Medians per method; ratios are Tsit5's median over the method's (> 1: faster than Tsit5)."""
+    lines = ["| tau | method | fwd [s] | bwd [s] | bwd speed-up vs Tsit5 | fwd+bwd speed-up vs Tsit5/Tsit5 "
+             "| NFE fwd | NFE bwd | grad rel. error |", "|---|---|---|---|---|---|---|---|---|"]
+    for tau, runs in results.items():
+        base = runs.get("pj-Tsit5")
+        ok = base is not None and not base.failure
+        for key, r in runs.items():
+            if r.failure:
+                lines.append(f"| {tau:g} | {key} | — | — | — | — | — | — | **fails**: {r.failure} |")
+                continue
+            fw, bw = statistics.median(r.seconds_fwd), statistics.median(r.seconds_bwd)
+            sb = f"{statistics.median(base.seconds_bwd) / bw:.2f}x" if ok else "—"
+            st = f"{statistics.median(base.seconds) / statistics.median(r.seconds):.2f}x" if ok else "—"
+            lines.append(f"| {tau:g} | {key} | {fw:.2f} | {bw:.2f} | {sb} | {st} | {r.nfe_fwd} | {r.nfe_bwd} "
+                         f"| {r.error:.1e} |")
+    return "\n".join(lines)
+
+
+def write_stiff_section(path, body):
+    text = open(path).read()
+    section = f"{STIFF_START}\n{body}\n{STIFF_END}"
+    if STIFF_START in text and STIFF_END in text:
+        text = re.sub(re.escape(STIFF_START) + ".*?" + re.escape(STIFF_END), lambda m: section, text, flags=re.S)
+    else:
+        text += f"\n{STIFF_TITLE}\n{section}\n"
+    with open(path, "w") as fh:
+        fh.write(text)
 
 
 def report(results, args, argv) -> str:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
-from .bench_config import CASE_LABELS, CASES, MARKERS, STIFF_CASES, BenchConfig
+from .bench_config import CASE_LABELS, CASES, LINSOLVE_CASES, LINSOLVE_TAUS, MARKERS, STIFF_CASES, BenchConfig
 
 @dataclass
 class CaseResult:
@@ -186,6 +186,25 @@ def format_table(table: dict) -> list[str]:
     return lines
 
 
+def speedups(table: dict) -> str:
+    """Step and backward time of (c) over each stiff case's (> 1: the stiff case is faster)."""
+    res = table["results"]
+    c = res.get("tsit5")
+    parts = [f"{CASE_LABELS[k].split(' ')[0]} step {_fmt(_ratio(c and c.wall, r.wall), '.2f')}x, backward "
+             f"{_fmt(_ratio(c and c.bwd, r.bwd), '.2f')}x" for k, r in res.items() if k != "tsit5" and not r.error]
+    return "Speed-up over (c): " + "; ".join(parts) + "." if parts else ""
+
+
+def _linsolve_cases() -> tuple:
+    """LINSOLVE_CASES, plus the automatic stiffness switch where the registry has one."""
+    from ..ode.methods import get_method
+    try:
+        get_method("auto")
+    except Exception:  # noqa: BLE001 - InputError: not registered (yet)
+        return LINSOLVE_CASES
+    return LINSOLVE_CASES + ("auto",)
+
+
 def _ratio(num, den):
     return num / den if num is not None and den else None
 
@@ -237,13 +256,16 @@ def targets(main: dict | None, stiff: dict | None, train: dict | None) -> list[s
     return out
 
 
-def format_report(main, stiff, train, command: str, machine: str) -> str:
+def format_report(main, stiff, train, command: str, machine: str, linsolve: list | None = None) -> str:
     """The markdown body of the docs section."""
     lines = [f"Command: `{command}`", "", f"Machine: {machine}.", ""]
     if main:
         lines += [f"### tau = {main['config'].tau:g}", ""] + format_table(main) + [""]
     if stiff:
         lines += [f"### Stiff: tau = {stiff['config'].tau:g}", ""] + format_table(stiff) + [""]
+    for table in linsolve or ():
+        lines += [f"### Stiff linear algebra: tau = {table['config'].tau:g}", ""] + format_table(table)
+        lines += [speedups(table), ""]
     if train:
         lines += ["### End to end (`pyjlode train`, default settings, built-in corpus)", "",
                   "| model | tokens/s |", "|---|---:|"]
@@ -285,14 +307,19 @@ def main_run(cfg: BenchConfig, *, stiff_tau: float = 0.1, train_steps: int = 0, 
     if stiff_tau:
         echo(f"stiff table: tau = {stiff_tau:g}")
         stiff = run_table(replace(cfg, tau=stiff_tau, cases=STIFF_CASES), echo)
+    linsolve = []
+    for tau in LINSOLVE_TAUS if stiff_tau else ():
+        echo(f"stiff linear algebra table: tau = {tau:g}")
+        linsolve.append(run_table(replace(cfg, tau=tau, cases=_linsolve_cases()), echo))
     train = (train_throughput(steps=train_steps, device=cfg.device, threads=threads, echo=echo)
              if train_steps else None)
-    body = format_report(main, stiff, train, command, machine())
+    body = format_report(main, stiff, train, command, machine(), linsolve)
     if write:
         write_section(write, body)
         echo(f"wrote the bench_gruode section of {write}")
     if json_path:
         dump = {name: _as_json(t) for name, t in (("main", main), ("stiff", stiff)) if t}
+        dump["linsolve"] = [_as_json(t) for t in linsolve]
         dump["train"] = train
         Path(json_path).write_text(json.dumps(dump, indent=1))
     return body

@@ -134,7 +134,9 @@ def _module(case: str, w: dict, cfg: BenchConfig, sensealg: str | None = None):
     else:
         from ..models.gru_ode import GRUODE
 
-        solver = {"tsit5": ("Tsit5", "Tsit5"), "kencarp4": ("Tsit5", "KenCarp4"), "euler": ("Euler", None)}[case]
+        solver = {"tsit5": ("Tsit5", "Tsit5"), "kencarp4": ("Tsit5", "KenCarp4"), "euler": ("Euler", None),
+                  "kencarp4-krylov": ("Tsit5", "KenCarp4:krylov"), "auto": ("auto", None),
+                  "pair-krylov": ("KenCarp4:krylov", "KenCarp4:krylov")}[case]
         extra = {} if sensealg is None else {"sensealg": sensealg}
         mod = GRUODE(cfg.input, cfg.hidden, solver=solver[0], backward_solver=solver[1], rtol=cfg.rtol,
                      atol=cfg.atol, dt=1.0, tau=cfg.tau, reset_after=cfg.reset_after, **extra)

@@ -19,8 +19,14 @@ CASE_LABELS = {
     "kencarp4": "(d) pyjlode Tsit5 + interpolating adjoint, KenCarp4 backward",
     "euler": "(e) pyjlode Euler, dt = 1",
     "gru": "(f) torch.nn.GRU",
+    "kencarp4-krylov": "(g) pyjlode Tsit5 + interpolating adjoint, KenCarp4:krylov backward",
+    "pair-krylov": "(h) pyjlode KenCarp4:krylov + interpolating adjoint, KenCarp4:krylov backward",
+    "auto": "(i) pyjlode auto + interpolating adjoint, auto backward",
 }
 STIFF_CASES = ("td-adjoint", "td-direct", "kencarp4")
+# The stiff linear-algebra tables: Tsit5/Tsit5, Tsit5/stiff (dense LU and GMRES), the stiff pair.
+LINSOLVE_CASES = ("tsit5", "kencarp4", "kencarp4-krylov", "pair-krylov")
+LINSOLVE_TAUS = (0.01, 0.001)
 MARKERS = ("<!-- bench_gruode:start -->", "<!-- bench_gruode:end -->")
 
 

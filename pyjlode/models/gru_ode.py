@@ -199,7 +199,9 @@ class GRUODECell(nn.Module):
         for c_i in c:
             f = self.field(c_i, tau)
             # lazy VJP: U's cotangent as factors, one matmul per backward solve instead of per evaluation
-            token = settings.bind(f, jac=f.jac, vjp=partial(f.vjp, lazy=True), dt0=dt0)
+            # linsolve "krylov" needs only J v products: the matrix-free Jacobian, no (B, H, H) tensor
+            jac = f.jac_operator if ":krylov" in f"{cfg.solver} {cfg.backward_solver}".lower() else f.jac
+            token = settings.bind(f, jac=jac, vjp=partial(f.vjp, lazy=True), dt0=dt0)
             h = adjoint_solve(token, h, *f.params)[-1]
             if adaptive:                                # warm start: the last proposal, not Hairer again
                 dt0 = stats.adjoint.dt_next

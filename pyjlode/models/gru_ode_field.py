@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from ..ode.krylov import JacobianOperator
 from ..ode.problem import OuterSum
 
 
@@ -131,6 +132,12 @@ class GRUODEField:
             J.mul_(_col(self._inv_tau))
         return J
 
+    @torch.no_grad()
+    def jac_operator(self, t, h: Tensor) -> "GRUJacobian":
+        """∂f/∂h at h as an operator (J v, Jᵀ v, diag J in O(B H²) each) for ``linsolve="krylov"``;
+        pass ``jac=field.jac_operator``. ``dense()`` equals :meth:`jac`."""
+        return GRUJacobian(self, h)
+
     # ------------------------------------------------------------------ VJP
     @torch.no_grad()
     def vjp(self, t, h: Tensor, a: Tensor, lazy: bool = False):
@@ -179,6 +186,71 @@ class GRUODEField:
         if self.c.dim() == 1:
             grads[1] = dc.squeeze(0)
         return dh, tuple(grads)
+
+
+class GRUJacobian(JacobianOperator):
+    """∂f/∂h of :class:`GRUODEField` at one state, kept as its factors (gates and U).
+
+    J = S (-diag(1-z) + diag(dg) ∂pre_g/∂h + diag(wz) U_z) with S = diag(1/tau) and ∂pre_g/∂h as in
+    ``jac``; every product is one or two (B, H)·(H, kH) matmuls, about one evaluation of f.
+    """
+
+    def __init__(self, field: GRUODEField, h: Tensor):
+        self.field, self.squeeze = field, h.dim() == 1
+        h = h.unsqueeze(0) if self.squeeze else h
+        r, z, g, m = field._gates(h)
+        self.h, self.r, self.omz = h, r, 1 - z
+        self.dg = self.omz * (1 - g * g)
+        self.wz = z * self.omz * (h - g)
+        self.q = self.dg * (m * r * (1 - r) if field.reset_after else 1.0)
+        self.s = 1.0 if field._inv_tau is None else field._inv_tau
+
+    def _in(self, v):
+        return v.unsqueeze(0) if self.squeeze else v
+
+    def _out(self, v):
+        return v.squeeze(0) if self.squeeze else v
+
+    @torch.no_grad()
+    def mv(self, v: Tensor) -> Tensor:
+        f, H, U = self.field, self.field.H, self.field.U
+        v = self._in(v)
+        if f.reset_after:   # J v = S(diag(q) U_r v + diag(dg r) U_h v + diag(wz) U_z v - (1-z) v)
+            p = v.mm(U.t())
+            out = self.q * p[:, :H] + self.dg * self.r * p[:, 2 * H:] + self.wz * p[:, H:2 * H]
+        else:               # ∂pre_g/∂h v = U_h (r v + h r (1-r) U_r v)
+            p = v.mm(U[:2 * H].t())
+            inner = self.r * v + self.h * self.r * (1 - self.r) * p[:, :H]
+            out = self.dg * inner.mm(U[2 * H:].t()) + self.wz * p[:, H:]
+        out = out.sub_(self.omz * v).mul_(self.s)
+        return self._out(out)
+
+    @torch.no_grad()
+    def rmv(self, v: Tensor) -> Tensor:
+        f, H, U = self.field, self.field.H, self.field.U
+        u = self._in(v) * self.s
+        if f.reset_after:
+            out = torch.cat([self.q * u, self.wz * u, self.dg * self.r * u], dim=1).mm(U)
+        else:
+            p = (self.dg * u).mm(U[2 * H:])                       # U_hᵀ (dg u)
+            rr = self.h * self.r * (1 - self.r)
+            out = torch.cat([rr * p, self.wz * u], dim=1).mm(U[:2 * H]).add_(self.r * p)
+        return self._out(out.sub_(self.omz * u))
+
+    @torch.no_grad()
+    def diagonal(self) -> Tensor:
+        f, H, U = self.field, self.field.H, self.field.U
+        U_r, U_z, U_h = U[:H], U[H:2 * H], U[2 * H:]
+        d = self.wz * U_z.diagonal() - self.omz
+        if f.reset_after:
+            d = d + self.q * U_r.diagonal() + self.dg * self.r * U_h.diagonal()
+        else:               # diag(U_h diag(x) U_r) = (U_h ⊙ U_rᵀ) x
+            x = self.h * self.r * (1 - self.r)
+            d = d + self.dg * (self.r * U_h.diagonal() + x.mm((U_h * U_r.t()).t()))
+        return self._out(d * self.s)
+
+    def dense(self) -> Tensor:
+        return self.field.jac(None, self._out(self.h))
 
 
 def _is_one(tau) -> bool:

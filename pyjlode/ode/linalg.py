@@ -6,6 +6,10 @@ stored, factorised and solved (never a dense ``(B*n)^2`` matrix).
 
 The engine's one W convention, used by every stiff stepper and every docstring: ``W = I - gdt * J``
 with ``gdt = gamma * dt`` (OrdinaryDiffEq's ``J - I/gdt`` is ``-W/gdt``; the stage solutions are the same).
+
+``linsolve="krylov"`` (see :mod:`.krylov`) solves W x = b matrix-free by GMRES instead; ``problem.jac``
+may then return a :class:`~.krylov.JacobianOperator` (J by its action), which the dense path
+materialises.
 """
 from __future__ import annotations
 
@@ -15,7 +19,14 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-__all__ = ["Jacobian", "time_derivative", "WFactor", "factor_w", "solve_w", "w_is_stale"]
+from ..errors import InputError
+from .krylov import DenseOperator, JacobianOperator, KrylovW, gmres
+
+__all__ = ["Jacobian", "time_derivative", "WFactor", "factor_w", "solve_w", "w_is_stale", "LINSOLVES"]
+
+# "dense": per-row LU of W (exact, B·n³/3 per factorisation); "krylov": GMRES, Jacobi-preconditioned,
+# on products J v (no LU; no Jacobian either when problem.jac returns a JacobianOperator).
+LINSOLVES = ("dense", "krylov")
 
 # Up to this state size a plain autograd loop (n backward passes) beats torch.func's per-call
 # overhead (and skips its one-time import of torch._dynamo, seconds on a loaded CPU).
@@ -60,7 +71,9 @@ class Jacobian:
             return _loop_jacobian(problem.f, t, y)
 
 
-def _checked(J: Tensor, y: Tensor) -> Tensor:
+def _checked(J, y: Tensor):
+    if isinstance(J, JacobianOperator):
+        return J
     n = y.shape[-1]
     want = (n, n) if y.dim() == 1 else (y.shape[0], n, n)
     if tuple(J.shape) == want:
@@ -119,30 +132,48 @@ def time_derivative(problem, t: float, y: Tensor, f0: Tensor, dt: float) -> Tens
 
 
 class WFactor:
-    """LU factors of ``W = I - gdt * J`` (per row) and the ``gdt`` they were built with."""
+    """LU factors of ``W = I - gdt * J`` (per row) and the ``gdt`` they were built with; for
+    ``linsolve="krylov"`` no factors but ``krylov``, W as an operator with its preconditioner."""
 
-    __slots__ = ("lu", "pivots", "gdt")
+    __slots__ = ("lu", "pivots", "gdt", "krylov")
 
-    def __init__(self, lu: Tensor, pivots: Tensor, gdt: float):
-        self.lu, self.pivots, self.gdt = lu, pivots, gdt
+    def __init__(self, lu: Tensor, pivots: Tensor, gdt: float, krylov: KrylovW | None = None):
+        self.lu, self.pivots, self.gdt, self.krylov = lu, pivots, gdt, krylov
 
 
-def factor_w(problem, J: Tensor, gdt: float) -> WFactor:
+def factor_w(problem, J, gdt: float, linsolve: str = "dense", y: Tensor | None = None) -> WFactor:
     """Factorise ``W = I - gdt * J`` with a batched partial-pivoting LU (counts ``nlu``).
 
     ``lu_factor_ex`` does not check for singularity (no host sync); a singular W shows up as a
-    non-finite solve, which the steppers treat as a failed step.
+    non-finite solve, which the steppers treat as a failed step. With ``linsolve="krylov"`` nothing
+    is factorised (no ``nlu``): W is kept as an operator over J (a tensor or a JacobianOperator),
+    with weights from the start point ``y``.
     """
+    if linsolve == "krylov":
+        op = J if isinstance(J, JacobianOperator) else DenseOperator(J)
+        return WFactor(None, None, gdt, KrylovW(op, gdt, y, problem.rtol, problem.atol))
     problem.stats.nlu += 1
+    if isinstance(J, JacobianOperator):
+        J = J.dense()
     W = J * (-gdt)
     W.diagonal(dim1=-2, dim2=-1).add_(1.0)
     lu, pivots, _ = torch.linalg.lu_factor_ex(W)
     return WFactor(lu, pivots, gdt)
 
 
-def solve_w(problem, w: WFactor, rhs: Tensor) -> Tensor:
-    """Solve ``W x = rhs`` for ``rhs`` shaped like ``y`` (counts ``nsolve``)."""
+def solve_w(problem, w: WFactor, rhs: Tensor, forcing: float = 0.0) -> Tensor:
+    """Solve ``W x = rhs`` for ``rhs`` shaped like ``y`` (counts ``nsolve``).
+
+    ``forcing``: for a Krylov W, the residual may be this fraction of the right-hand side's (an
+    inexact Newton step); 0 solves to the absolute tolerance of :mod:`.krylov`. Raises
+    :class:`~.krylov.LinearSolveFailure` when GMRES does not converge.
+    """
     problem.stats.nsolve += 1
+    if w.krylov is not None:
+        if rhs.requires_grad and torch.is_grad_enabled():
+            raise InputError("linsolve='krylov' cannot be backpropagated through (GMRES runs outside autograd): "
+                             "use odeint_adjoint, or the dense linear solver (the solver name without ':krylov')")
+        return gmres(w.krylov, rhs, forcing)[0]
     return torch.linalg.lu_solve(w.lu, w.pivots, rhs.unsqueeze(-1)).squeeze(-1)
 
 

@@ -1,8 +1,9 @@
 """The solver registry: names (DifferentialEquations.jl spelling) to tableau + stepper."""
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from ...errors import InputError
@@ -83,23 +84,43 @@ for _e in STABILITY_SIZE:
 COMPOSITES[AUTO] = _composite(SOLVERS["Tsit5"], SOLVERS["KenCarp4"], aliases=("auto",))
 _LOOKUP.update({alias.lower(): m for m in COMPOSITES.values() for alias in (m.name, *m.aliases)})
 
+_LINSOLVES = ("dense", "krylov")
+_VARIANTS: dict = {}
+
 
 def get_method(name: str | Method) -> Method:
     """The registered solver called ``name`` (case-insensitive, aliases accepted).
 
     Composites are ``"auto"`` and ``"Auto<Tsit5|DP5>(<stiff solver>)"`` (a trailing ``()`` inside,
     as in Julia, is accepted).
+    A stiff solver takes its linear solver after a colon, as OrdinaryDiffEq's ``linsolve=``:
+    ``"KenCarp4:krylov"`` (GMRES on J v products, see ``pyjlode.ode.krylov``) or ``":dense"``
+    (per-row LU, the default).
 
     Raises:
-        InputError: unknown name; the message lists the valid ones.
+        InputError: unknown name or linear solver; the message lists the valid ones.
     """
     if isinstance(name, Method):
         return name
-    key = str(name).lower().replace(" ", "").replace("()", "")
+    base, _, linsolve = str(name).partition(":")
+    key = base.lower().replace(" ", "").replace("()", "")
     m = _LOOKUP.get(key)
     if m is None:
         raise InputError(_unknown(str(name), key))
-    return m
+    linsolve = linsolve.strip().lower()
+    if not linsolve or linsolve == "dense":
+        return m
+    if linsolve not in _LINSOLVES or not m.stiff or m.name in COMPOSITES:
+        why = (f"linsolve must be one of {', '.join(_LINSOLVES)}" if linsolve not in _LINSOLVES
+               else f"{m.name} takes no linsolve (give it to a single stiff solver)" if m.stiff
+               else f"{m.name} solves no linear systems")
+        raise InputError(f"solver {name!r}: {why}")
+    key = (m.name, linsolve)
+    if key not in _VARIANTS:
+        stepper = copy.copy(m.stepper)
+        stepper.plan = replace(stepper.plan, linsolve=linsolve)
+        _VARIANTS[key] = replace(m, name=f"{m.name}:{linsolve}", stepper=stepper, aliases=())
+    return _VARIANTS[key]
 
 
 def _unknown(name: str, key: str) -> str:

@@ -11,6 +11,7 @@ from typing import Optional
 
 from torch import Tensor
 
+from ..krylov import JacobianOperator
 from ..linalg import Jacobian, WFactor, factor_w, solve_w, w_is_stale
 from .base import State, Stepper, StepResult, lincomb, nonzero
 from .newton import solve_stage
@@ -33,6 +34,7 @@ class ESDIRKPlan:
     b: tuple
     b_err: tuple
     filtered: bool
+    linsolve: str = "dense"
 
 
 @dataclass(slots=True, eq=False)
@@ -126,18 +128,24 @@ class ESDIRK(Stepper):
         err = lincomb(None, z, self.plan.b_err)
         return solve_w(problem, state.w, err) if self.plan.filtered else err
 
-    @staticmethod
-    def _matrices(problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
-        """J and the LU of W at the start of an attempt, under the reuse policy."""
+    def _matrices(self, problem, t: float, y: Tensor, gdt: float, state: ESDIRKState, rejected: bool) -> None:
+        """J and the LU of W at the start of an attempt, under the reuse policy (a Krylov W costs
+        nothing to rebuild, so it always has this attempt's gamma*dt)."""
         new_j = not state.j_current and (state.J is None or not state.fast or rejected)
         if new_j:
             state.J, state.j_current = state.jac(problem, t, y), True
-        if new_j or rejected or w_is_stale(state.w, gdt, W_CUTOFF):
-            state.w = factor_w(problem, state.J, gdt)
+        krylov = self.plan.linsolve == "krylov"
+        if new_j or rejected or krylov or w_is_stale(state.w, gdt, W_CUTOFF):
+            state.w = factor_w(problem, state.J, gdt, self.plan.linsolve, y)
 
     def _stage(self, problem, t, y, ti, tmp, guess, dt, state: ESDIRKState) -> Optional[Tensor]:
         """One stage's Newton solve with the recovery ladder: fresh J, then exact W, then give up."""
         gdt = self.plan.gamma * dt
+        if self.plan.linsolve == "krylov" and isinstance(state.J, JacobianOperator):
+            # a matrix-free J costs about one f: Newton takes it at the stage's predictor, not at the
+            # step start (one iteration converges a linear f, such as the adjoint's)
+            state.J = state.jac(problem, ti, tmp.add(guess, alpha=self.plan.gamma))
+            state.w = factor_w(problem, state.J, gdt, "krylov", y)
         while True:
             state.nonfinite = False
             zi = solve_stage(problem, ti, tmp, guess, y, dt, self.plan.gamma, state)
@@ -147,9 +155,9 @@ class ESDIRK(Stepper):
             state.theta = 1.0
             if not state.j_current:
                 state.J, state.j_current = state.jac(problem, t, y), True
-                state.w = factor_w(problem, state.J, gdt)
+                state.w = factor_w(problem, state.J, gdt, self.plan.linsolve, y)
             elif state.w.gdt != gdt:
-                state.w = factor_w(problem, state.J, gdt)
+                state.w = factor_w(problem, state.J, gdt, self.plan.linsolve, y)
             else:
                 return None
 

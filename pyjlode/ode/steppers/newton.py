@@ -38,6 +38,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..krylov import LinearSolveFailure
 from ..linalg import solve_w
 
 KAPPA = 0.01                 # converged when eta * ndz < KAPPA (OrdinaryDiffEq's kappa = 1/100)
@@ -45,6 +46,7 @@ MAX_ITER = 10                # OrdinaryDiffEq's max_iter
 MAX_RATE = 2.0               # above this, divergence, not rounding noise (OrdinaryDiffEq's check_div)
 THETA_DAMP = 0.3             # theta = max(THETA_DAMP * theta, rate) (OrdinaryDiffEq)
 FIRST_NDZ = 1e-5             # a first correction this small is converged (OrdinaryDiffEq), fresh J only
+FORCING = 0.01               # a Krylov W may leave this fraction of G (inexact Newton; the rate is measured)
 NOISE = 100.0                # a residual within this factor of its rounding level says nothing about the rate
 _EPS = {dt: torch.finfo(dt).eps for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
@@ -88,7 +90,10 @@ def solve_stage(problem, ti: float, tmp: Tensor, z: Tensor, y: Tensor, dt: float
         # Out of place: f's output and lu_solve's may be saved by autograd (backprop through a solve).
         dtf = problem.f_eval(ti, Y).mul(dt)
         G = dtf - z
-        dz = solve_w(problem, w, G)
+        try:
+            dz = solve_w(problem, w, G, FORCING)
+        except LinearSolveFailure:
+            return None                        # handled as a failed Newton solve: fresh J, then smaller dt
         if corr != 1.0:
             dz = dz * corr
         ndz, nG, noise = _norms(dz, G, dtf, z, inv_scale)

@@ -36,6 +36,7 @@ class RosenbrockPlan:
     beta_err: Optional[tuple] = None
     bd: float = 0.0
     bd_err: float = 0.0
+    linsolve: str = "dense"
 
 
 @dataclass(slots=True, eq=False)
@@ -94,7 +95,7 @@ class Rosenbrock(Stepper):
             state.J = state.jac(problem, t, y)
             state.T = time_derivative(problem, t, y, f0, dt)
         gdt = p.gamma * dt
-        w = factor_w(problem, state.J, gdt)
+        w = factor_w(problem, state.J, gdt, p.linsolve, y)
         c, gd, A, gC, T = p.c, p.gd, p.A, p.gC, state.T
         k: list = []
         fi = ui = f0
